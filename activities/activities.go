@@ -1,0 +1,55 @@
+// Package activities holds every side effect of Sluice's workflows: Kafka
+// consumption, MySQL writes and, later, mining computations. Activities are
+// methods of one struct of injected dependencies; workflows refer to them by
+// their registered names.
+package activities
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/jmoiron/sqlx"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sluicedata/sluice/internal/kafka"
+)
+
+// Registered activity names: a durable API, never rename one.
+const (
+	ConsumeName = "Consume"
+)
+
+// Deps are what the activities need from the process that hosts them.
+type Deps struct {
+	DB     *sqlx.DB
+	Kafka  kafka.Config
+	Logger *slog.Logger
+}
+
+// Activities implements Sluice's activities.
+type Activities struct {
+	db     *sqlx.DB
+	kafka  kafka.Config
+	logger *slog.Logger
+}
+
+// New checks deps and returns the activities.
+func New(deps Deps) (*Activities, error) {
+	if deps.DB == nil {
+		return nil, errors.New("activities: Deps.DB: required")
+	}
+	if err := deps.Kafka.Validate(); err != nil {
+		return nil, fmt.Errorf("activities: Deps.Kafka: %w", err)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	return &Activities{db: deps.DB, kafka: deps.Kafka, logger: deps.Logger}, nil
+}
+
+// Register registers every activity under its durable name.
+func Register(r worker.ActivityRegistry, a *Activities) {
+	r.RegisterActivityWithOptions(a.Consume, activity.RegisterOptions{Name: ConsumeName})
+}

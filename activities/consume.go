@@ -1,0 +1,498 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/sluicedata/sluice/internal/kafka"
+	"github.com/sluicedata/sluice/internal/store"
+	"github.com/sluicedata/sluice/schemas"
+)
+
+const instrumentation = "github.com/sluicedata/sluice/activities"
+
+// maxBatchLinks bounds the span links a batch span carries to the traces of
+// the messages in it.
+const maxBatchLinks = 128
+
+// errFenced is the cause given to a consumer session that lost an offset race.
+var errFenced = errors.New("offset fenced")
+
+// Consume pulls the topic with a Kafka consumer group and writes each batch
+// to MySQL in one transaction (raw events, minute counts, dead letters and
+// next offsets; see store.Writer). Positions come from kafka_offsets, never
+// from Kafka's committed offsets, so a restarted attempt resumes exactly
+// where the last committed batch ended. It heartbeats its progress every
+// second and runs until cancelled or until SessionSeconds have passed.
+func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgress, error) {
+	in = in.WithDefaults()
+	if err := in.Validate(); err != nil {
+		return ConsumeProgress{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
+	}
+	info := activity.GetInfo(ctx)
+	log := a.logger.With("pipeline", in.Pipeline, "topic", in.Topic, "attempt", info.Attempt)
+	if activity.HasHeartbeatDetails(ctx) {
+		var prev ConsumeProgress
+		if err := activity.GetHeartbeatDetails(ctx, &prev); err == nil {
+			log.Info("resuming consume; positions come from kafka_offsets", "previous_messages", prev.Messages, "previous_lag", prev.Lag)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if in.SessionSeconds > 0 {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithTimeout(runCtx, time.Duration(in.SessionSeconds)*time.Second)
+		defer stop()
+	}
+
+	c := newConsumer(a, in, log)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx, c.snapshot())
+			}
+		}
+	}()
+	err := c.run(runCtx)
+	cancel()
+	<-hbDone
+	final := c.snapshot()
+	activity.RecordHeartbeat(ctx, final)
+	if ctx.Err() != nil {
+		return final, ctx.Err()
+	}
+	if err != nil {
+		return final, err
+	}
+	return final, nil
+}
+
+type decoded struct {
+	msg    *sarama.ConsumerMessage
+	event  schemas.Event
+	err    error
+	parent trace.SpanContext
+}
+
+type consumer struct {
+	a      *Activities
+	in     ConsumeInput
+	log    *slog.Logger
+	writer *store.Writer
+	tracer trace.Tracer
+	m      consumeMetrics
+
+	mu       sync.Mutex
+	prog     ConsumeProgress
+	parts    map[int32]*PartitionProgress
+	rateMark time.Time
+	rateMsgs int64
+}
+
+type consumeMetrics struct {
+	messages, inserted, duplicates, dead metric.Int64Counter
+	batchLatency                         metric.Float64Histogram
+}
+
+func newConsumer(a *Activities, in ConsumeInput, log *slog.Logger) *consumer {
+	meter := otel.Meter(instrumentation)
+	var m consumeMetrics
+	m.messages, _ = meter.Int64Counter("sluice.consume.messages", metric.WithDescription("Kafka messages consumed and committed"))
+	m.inserted, _ = meter.Int64Counter("sluice.consume.events_inserted", metric.WithDescription("new rows written to events"))
+	m.duplicates, _ = meter.Int64Counter("sluice.consume.duplicates", metric.WithDescription("events already stored (same event_date, event_id)"))
+	m.dead, _ = meter.Int64Counter("sluice.consume.dead_letters", metric.WithDescription("messages parked in dead_letters"))
+	m.batchLatency, _ = meter.Float64Histogram("sluice.consume.batch_latency", metric.WithUnit("ms"), metric.WithDescription("MySQL transaction latency per batch"))
+	c := &consumer{
+		a: a, in: in, log: log,
+		writer:   &store.Writer{DB: a.db},
+		tracer:   otel.Tracer(instrumentation),
+		m:        m,
+		parts:    map[int32]*PartitionProgress{},
+		rateMark: time.Now(),
+	}
+	c.prog.Pipeline, c.prog.Topic = in.Pipeline, in.Topic
+	return c
+}
+
+func (c *consumer) saramaConfig() (*sarama.Config, error) {
+	sc, err := c.a.kafka.Sarama()
+	if err != nil {
+		return nil, err
+	}
+	if c.in.StartFrom == "newest" {
+		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	} else {
+		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	}
+	sc.Consumer.Offsets.AutoCommit.Enable = true
+	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
+	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
+	sc.Consumer.Fetch.Default = 1 << 20
+	sc.Consumer.Return.Errors = false
+	sc.Consumer.Group.Session.Timeout = 10 * time.Second
+	sc.Consumer.Group.Heartbeat.Interval = 3 * time.Second
+	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	sc.ChannelBufferSize = 256
+	return sc, nil
+}
+
+// run consumes until ctx is done. A fenced session (another attempt moved a
+// partition's offset) is torn down and rebuilt from kafka_offsets.
+func (c *consumer) run(ctx context.Context) error {
+	sc, err := c.saramaConfig()
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
+	}
+	for ctx.Err() == nil {
+		group, err := sarama.NewConsumerGroup(c.a.kafka.Brokers, c.in.Group, sc)
+		if err != nil {
+			c.setError(err)
+			return fmt.Errorf("joining consumer group %s: %w", c.in.Group, err)
+		}
+		sessCtx, cancel := context.WithCancelCause(ctx)
+		h := &handler{c: c, cancel: cancel}
+		for sessCtx.Err() == nil {
+			if err := group.Consume(sessCtx, []string{c.in.Topic}, h); err != nil && sessCtx.Err() == nil {
+				c.setError(err)
+				if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+					break
+				}
+				c.log.Warn("consumer group session ended", "err", err)
+				select {
+				case <-sessCtx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+		cause := context.Cause(sessCtx)
+		cancel(nil)
+		if err := group.Close(); err != nil {
+			c.log.Warn("closing consumer group", "err", err)
+		}
+		if errors.Is(cause, errFenced) {
+			c.mu.Lock()
+			c.prog.Fenced++
+			c.mu.Unlock()
+			c.log.Warn("offset fenced by another attempt; reloading positions from kafka_offsets")
+			continue
+		}
+		if cause != nil && ctx.Err() == nil {
+			return cause
+		}
+	}
+	return nil
+}
+
+// handler is the sarama ConsumerGroupHandler of one consumer group client.
+type handler struct {
+	c      *consumer
+	cancel context.CancelCauseFunc
+
+	writers []*partWriter
+	wg      sync.WaitGroup
+}
+
+func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
+	c := h.c
+	ctx := sess.Context()
+	stored, err := loadOffsetsRetrying(ctx, c)
+	if err != nil {
+		return err
+	}
+	claimed := sess.Claims()[c.in.Topic]
+	h.writers = make([]*partWriter, c.in.Writers)
+	for i := range h.writers {
+		h.writers[i] = &partWriter{
+			c: c, sess: sess, cancel: h.cancel,
+			in:  make(chan decoded, c.in.BatchSize),
+			pos: map[int32]int64{},
+		}
+	}
+	for _, p := range claimed {
+		pos, ok := stored[p]
+		if ok {
+			// Move the group's position to MySQL's, whichever way it lies.
+			sess.MarkOffset(c.in.Topic, p, pos, "")
+			sess.ResetOffset(c.in.Topic, p, pos, "")
+		} else {
+			pos = -1
+		}
+		h.writerFor(p).pos[p] = pos
+		c.setPosition(p, pos, -1)
+	}
+	for _, w := range h.writers {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			w.run(ctx)
+		}()
+	}
+	c.log.Info("consumer session started", "partitions", claimed, "stored_offsets", stored)
+	return nil
+}
+
+func (h *handler) writerFor(p int32) *partWriter { return h.writers[int(p)%len(h.writers)] }
+
+func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
+	for _, w := range h.writers {
+		close(w.in)
+	}
+	h.wg.Wait()
+	h.writers = nil
+	return nil
+}
+
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	c := h.c
+	w := h.writerFor(claim.Partition())
+	ctx := sess.Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case msg, ok := <-claim.Messages():
+			if !ok {
+				return nil
+			}
+			d := decoded{msg: msg}
+			d.event, d.err = schemas.DecodeEvent(msg.Value, time.Now())
+			if len(msg.Headers) > 0 {
+				d.parent = trace.SpanContextFromContext(kafka.ExtractContext(context.Background(), msg.Headers))
+			}
+			c.setHighWater(claim.Partition(), claim.HighWaterMarkOffset())
+			select {
+			case w.in <- d: // blocks while the writer is busy: backpressure
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+func loadOffsetsRetrying(ctx context.Context, c *consumer) (map[int32]int64, error) {
+	backoff := 200 * time.Millisecond
+	for {
+		stored, err := store.LoadOffsets(ctx, c.a.db, c.in.Pipeline, c.in.Topic)
+		if err == nil {
+			return stored, nil
+		}
+		c.setError(err)
+		c.log.Warn("loading offsets failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// partWriter batches the messages of the partitions it owns and commits
+// each batch in one MySQL transaction.
+type partWriter struct {
+	c      *consumer
+	sess   sarama.ConsumerGroupSession
+	cancel context.CancelCauseFunc
+	in     chan decoded
+	// pos is the committed next offset per owned partition (-1: no row yet).
+	pos map[int32]int64
+}
+
+func (w *partWriter) run(ctx context.Context) {
+	c := w.c
+	flushEvery := time.Duration(c.in.FlushMillis) * time.Millisecond
+	batch := make([]decoded, 0, c.in.BatchSize)
+	timer := time.NewTimer(flushEvery)
+	defer timer.Stop()
+	for {
+		select {
+		case d, ok := <-w.in:
+			if !ok {
+				return // session over: unwritten messages are re-read from stored offsets
+			}
+			if len(batch) == 0 {
+				timer.Reset(flushEvery)
+			}
+			batch = append(batch, d)
+			if len(batch) < c.in.BatchSize {
+				continue
+			}
+		case <-timer.C:
+			if len(batch) == 0 {
+				continue
+			}
+		}
+		if !w.flush(ctx, batch) {
+			// Fenced or stopping: drain until the session closes the channel.
+			for range w.in {
+			}
+			return
+		}
+		batch = batch[:0]
+	}
+}
+
+// flush writes one batch, retrying transient MySQL failures until it
+// commits or ctx ends. It reports false when the writer must stop.
+func (w *partWriter) flush(ctx context.Context, batch []decoded) bool {
+	c := w.c
+	b := &store.Batch{Pipeline: c.in.Pipeline, Topic: c.in.Topic, Events: make([]store.EventRow, 0, len(batch))}
+	next := map[int32]int64{}
+	var order []int32
+	var links []trace.Link
+	for _, d := range batch {
+		p := d.msg.Partition
+		if _, ok := next[p]; !ok {
+			order = append(order, p)
+		}
+		next[p] = d.msg.Offset + 1
+		if d.err != nil {
+			b.Dead = append(b.Dead, store.DeadLetter{Partition: p, Offset: d.msg.Offset, Raw: d.msg.Value, Reason: d.err.Error()})
+		} else {
+			b.Events = append(b.Events, store.EventRow{Event: d.event, Partition: p, Offset: d.msg.Offset})
+		}
+		if d.parent.IsValid() && len(links) < maxBatchLinks {
+			links = append(links, trace.Link{SpanContext: d.parent})
+		}
+	}
+	for _, p := range order {
+		b.Offsets = append(b.Offsets, store.OffsetAdvance{Partition: p, From: w.pos[p], To: next[p]})
+	}
+
+	ctx, span := c.tracer.Start(ctx, "sluice.ingest.batch", trace.WithLinks(links...),
+		trace.WithAttributes(attribute.String("sluice.pipeline", c.in.Pipeline), attribute.String("messaging.destination.name", c.in.Topic),
+			attribute.Int("messaging.batch.message_count", len(batch))))
+	defer span.End()
+
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		res, err := c.writer.Write(ctx, b)
+		if err == nil {
+			lat := time.Since(start)
+			for _, o := range b.Offsets {
+				w.pos[o.Partition] = o.To
+				w.sess.MarkOffset(c.in.Topic, o.Partition, o.To, "")
+			}
+			c.recordBatch(ctx, b, res, lat)
+			span.SetAttributes(attribute.Int("sluice.inserted", res.Inserted), attribute.Int("sluice.duplicates", res.Duplicates), attribute.Int("sluice.dead_letters", res.DeadLetters))
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if errors.Is(err, store.ErrFenced) {
+			span.RecordError(err)
+			w.cancel(errFenced)
+			return false
+		}
+		c.setError(err)
+		c.log.Warn("writing batch failed; retrying (not fetching more meanwhile)", "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (c *consumer) recordBatch(ctx context.Context, b *store.Batch, res store.Result, lat time.Duration) {
+	msgs := int64(len(b.Events) + len(b.Dead))
+	c.m.messages.Add(ctx, msgs)
+	c.m.inserted.Add(ctx, int64(res.Inserted))
+	c.m.duplicates.Add(ctx, int64(res.Duplicates))
+	c.m.dead.Add(ctx, int64(res.DeadLetters))
+	c.m.batchLatency.Record(ctx, float64(lat.Microseconds())/1000)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prog.Messages += msgs
+	c.prog.Inserted += int64(res.Inserted)
+	c.prog.Duplicates += int64(res.Duplicates)
+	c.prog.DeadLetters += int64(res.DeadLetters)
+	c.prog.Batches++
+	c.prog.LastBatchMillis = float64(lat.Microseconds()) / 1000
+	c.prog.LastError = ""
+	for _, o := range b.Offsets {
+		pp := c.part(o.Partition)
+		pp.NextOffset = o.To
+	}
+}
+
+func (c *consumer) part(p int32) *PartitionProgress {
+	pp, ok := c.parts[p]
+	if !ok {
+		pp = &PartitionProgress{Partition: p, NextOffset: -1, HighWater: -1}
+		c.parts[p] = pp
+	}
+	return pp
+}
+
+func (c *consumer) setPosition(p int32, next, hw int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pp := c.part(p)
+	pp.NextOffset = next
+	if hw >= 0 {
+		pp.HighWater = hw
+	}
+}
+
+func (c *consumer) setHighWater(p int32, hw int64) {
+	c.mu.Lock()
+	c.part(p).HighWater = hw
+	c.mu.Unlock()
+}
+
+func (c *consumer) setError(err error) {
+	c.mu.Lock()
+	c.prog.LastError = err.Error()
+	c.mu.Unlock()
+}
+
+// snapshot returns a copy of the progress with lag and rate filled in.
+func (c *consumer) snapshot() ConsumeProgress {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	out := c.prog
+	out.Partitions = make([]PartitionProgress, 0, len(c.parts))
+	out.Lag = 0
+	for _, pp := range c.parts {
+		p := *pp
+		if p.HighWater >= 0 {
+			p.Lag = p.HighWater - max(p.NextOffset, 0)
+			out.Lag += p.Lag
+		}
+		out.Partitions = append(out.Partitions, p)
+	}
+	sort.Slice(out.Partitions, func(i, j int) bool { return out.Partitions[i].Partition < out.Partitions[j].Partition })
+	if dt := now.Sub(c.rateMark); dt >= 2*time.Second {
+		c.prog.EventsPerSec = float64(c.prog.Messages-c.rateMsgs) / dt.Seconds()
+		c.rateMark, c.rateMsgs = now, c.prog.Messages
+	}
+	out.EventsPerSec = c.prog.EventsPerSec
+	out.UpdatedAt = now.UTC()
+	return out
+}

@@ -1,0 +1,108 @@
+package activities
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// ConsumeInput configures one run of the Consume activity.
+type ConsumeInput struct {
+	// Pipeline names the pipeline; it keys kafka_offsets and dead_letters.
+	Pipeline string `json:"pipeline"`
+	// Topic is the Kafka topic to consume.
+	Topic string `json:"topic"`
+	// Group is the Kafka consumer group (default "sluice-<pipeline>"). Its
+	// committed offsets are informational: MySQL's kafka_offsets is the truth.
+	Group string `json:"group,omitempty"`
+	// BatchSize is the most messages one MySQL transaction carries (default 2000, at most 5000).
+	BatchSize int `json:"batch_size,omitempty"`
+	// FlushMillis is the longest a partial batch waits before it is written (default 200).
+	FlushMillis int `json:"flush_ms,omitempty"`
+	// Writers is the number of concurrent MySQL writers; partition p goes to writer p mod Writers (default 2).
+	Writers int `json:"writers,omitempty"`
+	// StartFrom is where a partition with no stored offset starts: "oldest" (default) or "newest".
+	StartFrom string `json:"start_from,omitempty"`
+	// SessionSeconds makes the activity return cleanly after this long so the
+	// workflow can record progress and continue-as-new (0 = run until cancelled).
+	SessionSeconds int `json:"session_seconds,omitempty"`
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+var topicPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// WithDefaults fills in unset fields.
+func (in ConsumeInput) WithDefaults() ConsumeInput {
+	if in.Group == "" {
+		in.Group = "sluice-" + in.Pipeline
+	}
+	if in.BatchSize == 0 {
+		in.BatchSize = 2000
+	}
+	if in.FlushMillis == 0 {
+		in.FlushMillis = 200
+	}
+	if in.Writers == 0 {
+		in.Writers = 2
+	}
+	if in.StartFrom == "" {
+		in.StartFrom = "oldest"
+	}
+	return in
+}
+
+// Validate names the first field that is wrong.
+func (in ConsumeInput) Validate() error {
+	switch {
+	case !namePattern.MatchString(in.Pipeline):
+		return fmt.Errorf("pipeline: must be 1-64 characters of [A-Za-z0-9._-], got %q", in.Pipeline)
+	case !topicPattern.MatchString(in.Topic):
+		return fmt.Errorf("topic: must be 1-249 characters of [A-Za-z0-9._-], got %q", in.Topic)
+	case in.Group == "":
+		return fmt.Errorf("group: required")
+	case in.BatchSize < 1 || in.BatchSize > 5000:
+		return fmt.Errorf("batch_size: must be 1-5000, got %d", in.BatchSize)
+	case in.FlushMillis < 1 || in.FlushMillis > 60000:
+		return fmt.Errorf("flush_ms: must be 1-60000, got %d", in.FlushMillis)
+	case in.Writers < 1 || in.Writers > 64:
+		return fmt.Errorf("writers: must be 1-64, got %d", in.Writers)
+	case in.StartFrom != "oldest" && in.StartFrom != "newest":
+		return fmt.Errorf("start_from: must be \"oldest\" or \"newest\", got %q", in.StartFrom)
+	case in.SessionSeconds < 0:
+		return fmt.Errorf("session_seconds: must be >= 0, got %d", in.SessionSeconds)
+	}
+	return nil
+}
+
+// PartitionProgress is the committed position and lag of one partition.
+type PartitionProgress struct {
+	Partition int32 `json:"partition"`
+	// NextOffset is the next offset to consume, as committed in MySQL (-1: nothing committed yet).
+	NextOffset int64 `json:"next_offset"`
+	// HighWater is the partition's end offset as last seen by the consumer.
+	HighWater int64 `json:"high_water"`
+	// Lag is HighWater - NextOffset.
+	Lag int64 `json:"lag"`
+}
+
+// ConsumeProgress is what the activity heartbeats (the Temporal UI shows it
+// on the pending activity) and returns.
+type ConsumeProgress struct {
+	Pipeline    string              `json:"pipeline"`
+	Topic       string              `json:"topic"`
+	Partitions  []PartitionProgress `json:"partitions"`
+	Lag         int64               `json:"lag"`
+	Messages    int64               `json:"messages"`
+	Inserted    int64               `json:"inserted"`
+	Duplicates  int64               `json:"duplicates"`
+	DeadLetters int64               `json:"dead_letters"`
+	Batches     int64               `json:"batches"`
+	Fenced      int64               `json:"fenced"`
+	// EventsPerSec is the message rate over the last few seconds.
+	EventsPerSec float64 `json:"events_per_sec"`
+	// LastBatchMillis is the latency of the last MySQL transaction.
+	LastBatchMillis float64 `json:"last_batch_ms"`
+	// LastError is the most recent write or fetch error, if any.
+	LastError string    `json:"last_error,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}

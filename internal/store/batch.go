@@ -1,0 +1,466 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/sluicedata/sluice/internal/aggregate"
+	"github.com/sluicedata/sluice/schemas"
+)
+
+// ErrFenced means the stored offset of a partition is no longer the one the
+// batch started from: another consumer attempt committed first. The batch
+// was rolled back; the caller must re-read its positions from kafka_offsets.
+var ErrFenced = errors.New("offset fence: another consumer advanced the partition")
+
+// EventRow is a valid event with the Kafka coordinates it was read from.
+type EventRow struct {
+	Event     schemas.Event
+	Partition int32
+	Offset    int64
+}
+
+// DeadLetter is a message parked instead of ingested.
+type DeadLetter struct {
+	Partition int32
+	Offset    int64
+	Raw       []byte
+	Reason    string
+}
+
+// OffsetAdvance moves a partition's stored position from From to To.
+// From is -1 when kafka_offsets has no row for the partition yet.
+type OffsetAdvance struct {
+	Partition int32
+	From      int64
+	To        int64
+}
+
+// Batch is everything one consumer pull commits in one transaction.
+type Batch struct {
+	Pipeline string
+	Topic    string
+	Events   []EventRow
+	Dead     []DeadLetter
+	Offsets  []OffsetAdvance
+}
+
+// Result says what a committed batch changed.
+type Result struct {
+	Inserted    int // new rows in events
+	Duplicates  int // events whose (event_date, event_id) was already stored or repeated in the batch
+	DeadLetters int // rows added to dead_letters (including rows MySQL refused)
+	CountRows   int // item_counts_minute rows touched
+}
+
+// Writer commits batches exactly once: raw events (idempotent on
+// (event_date, event_id)), the per-minute counts of the events that were new,
+// dead letters and the partitions' next offsets go in one transaction, and
+// the transaction only commits if every partition's stored offset is still
+// the one the batch started from.
+type Writer struct {
+	DB *sqlx.DB
+	// Now is the clock for ingested_at/updated_at; time.Now when nil.
+	Now func() time.Time
+	// MaxStmtBytes bounds one multi-row INSERT (default 4 MiB, well under
+	// MySQL's 16 MiB max_allowed_packet default).
+	MaxStmtBytes int
+	// MaxStmtRows bounds rows per INSERT (default 2000), keeping a statement
+	// under the 65,535 placeholder limit if the driver ever prepares it.
+	MaxStmtRows int
+}
+
+func (w *Writer) now() time.Time {
+	if w.Now != nil {
+		return w.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Write commits b. Deadlocks and lock wait timeouts are retried a few times;
+// ErrFenced and other errors are returned with nothing written. Rows MySQL
+// refuses for good (data too long, no partition) are moved to dead_letters
+// and the rest of the batch commits.
+func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
+	var (
+		res Result
+		err error
+	)
+	rowByRow := false
+	for attempt := 0; ; attempt++ {
+		res, err = w.writeOnce(ctx, b, rowByRow)
+		if err == nil {
+			return res, nil
+		}
+		if !rowByRow && IsRowDataError(err) {
+			rowByRow = true
+			continue
+		}
+		if !IsRetryableConflict(err) || attempt >= 8 {
+			return Result{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 20 * time.Millisecond):
+		}
+	}
+}
+
+type rowKey struct {
+	date string
+	id   string
+}
+
+func (w *Writer) writeOnce(ctx context.Context, b *Batch, rowByRow bool) (res Result, err error) {
+	now := w.now()
+	tx, err := w.DB.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return res, fmt.Errorf("beginning batch transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+
+	// 1. Fence first: the offset row locks serialise competing attempts.
+	if err := advanceOffsets(ctx, tx, b, now); err != nil {
+		return res, err
+	}
+
+	// 2. Raw events, deduplicated inside the batch first (first one wins).
+	rows := make([]*EventRow, 0, len(b.Events))
+	seen := make(map[rowKey]struct{}, len(b.Events))
+	for i := range b.Events {
+		r := &b.Events[i]
+		k := rowKey{date: r.Event.EventDate().Format(dayLayout), id: r.Event.EventID}
+		if _, dup := seen[k]; dup {
+			res.Duplicates++
+			continue
+		}
+		seen[k] = struct{}{}
+		rows = append(rows, r)
+	}
+	ingestID := newIngestID()
+	dead := append([]DeadLetter(nil), b.Dead...)
+	var fresh []*EventRow
+	if rowByRow {
+		fresh, dead, err = w.insertRowByRow(ctx, tx, rows, ingestID, now, dead)
+	} else {
+		fresh, err = w.insertEvents(ctx, tx, rows, ingestID, now)
+	}
+	if err != nil {
+		return res, err
+	}
+	res.Inserted = len(fresh)
+	// Everything that is neither new nor refused by MySQL was a duplicate.
+	res.Duplicates = len(b.Events) - len(fresh) - (len(dead) - len(b.Dead))
+
+	// 3. Live aggregates from the new events only: a redelivered event_id
+	// counts once.
+	n, err := upsertCounts(ctx, tx, fresh, now)
+	if err != nil {
+		return res, err
+	}
+	res.CountRows = n
+
+	// 4. Dead letters.
+	if err := insertDeadLetters(ctx, tx, b, dead, now); err != nil {
+		return res, err
+	}
+	res.DeadLetters = len(dead)
+
+	if err := tx.Commit(); err != nil {
+		return res, fmt.Errorf("committing batch: %w", err)
+	}
+	return res, nil
+}
+
+func advanceOffsets(ctx context.Context, tx *sqlx.Tx, b *Batch, now time.Time) error {
+	for _, o := range b.Offsets {
+		if o.To == o.From {
+			continue
+		}
+		if o.From < 0 {
+			_, err := tx.ExecContext(ctx, `INSERT INTO kafka_offsets (pipeline, topic, kafka_partition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)`,
+				b.Pipeline, b.Topic, o.Partition, o.To, now)
+			if mysqlErrNumber(err) == errDupEntry {
+				return fmt.Errorf("partition %d: expected no stored offset: %w", o.Partition, ErrFenced)
+			}
+			if err != nil {
+				return fmt.Errorf("storing offset of partition %d: %w", o.Partition, err)
+			}
+			continue
+		}
+		r, err := tx.ExecContext(ctx, `UPDATE kafka_offsets SET next_offset = ?, updated_at = ? WHERE pipeline = ? AND topic = ? AND kafka_partition = ? AND next_offset = ?`,
+			o.To, now, b.Pipeline, b.Topic, o.Partition, o.From)
+		if err != nil {
+			return fmt.Errorf("advancing offset of partition %d: %w", o.Partition, err)
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return fmt.Errorf("advancing offset of partition %d: %w", o.Partition, err)
+		} else if n != 1 {
+			return fmt.Errorf("partition %d: expected stored offset %d: %w", o.Partition, o.From, ErrFenced)
+		}
+	}
+	return nil
+}
+
+const eventCols = 13
+
+const insertEventsHead = "INSERT INTO events (event_date, event_id, type, occurred_at, user_id, item_id, channel, city, attrs, src_partition, src_offset, ingest_id, ingested_at) VALUES "
+const insertEventsTail = " ON DUPLICATE KEY UPDATE event_id = event_id"
+
+func eventArgs(args []any, r *EventRow, ingestID int64, now time.Time) []any {
+	e := &r.Event
+	var attrs any
+	if len(e.Attrs) > 0 {
+		attrs = string(e.Attrs)
+	}
+	return append(args, e.EventDate().Format(dayLayout), e.EventID, e.Type, e.OccurredAt.UTC(), e.UserID,
+		e.ItemID, e.Channel, e.City, attrs, r.Partition, r.Offset, ingestID, now)
+}
+
+func rowSize(r *EventRow) int {
+	e := &r.Event
+	return 120 + len(e.EventID) + len(e.UserID) + len(e.ItemID) + len(e.Channel) + len(e.City) + 2*len(e.Attrs)
+}
+
+// insertEvents inserts rows in multi-row statements and returns the ones that
+// were new. With ON DUPLICATE KEY UPDATE a no-op update reports 0 affected
+// rows, so affected == len(chunk) means every row was new; otherwise the rows
+// carrying this batch's ingest_id are the new ones.
+func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow, ingestID int64, now time.Time) ([]*EventRow, error) {
+	maxBytes, maxRows := w.MaxStmtBytes, w.MaxStmtRows
+	if maxBytes <= 0 {
+		maxBytes = 4 << 20
+	}
+	if maxRows <= 0 {
+		maxRows = 2000
+	}
+	fresh := make([]*EventRow, 0, len(rows))
+	var sb strings.Builder
+	args := make([]any, 0, min(len(rows), maxRows)*eventCols)
+	for start := 0; start < len(rows); {
+		sb.Reset()
+		args = args[:0]
+		sb.WriteString(insertEventsHead)
+		end, size := start, 0
+		for end < len(rows) && end-start < maxRows && (end == start || size+rowSize(rows[end]) <= maxBytes) {
+			if end > start {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?)")
+			args = eventArgs(args, rows[end], ingestID, now)
+			size += rowSize(rows[end])
+			end++
+		}
+		sb.WriteString(insertEventsTail)
+		chunk := rows[start:end]
+		r, err := tx.ExecContext(ctx, sb.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("inserting %d events: %w", len(chunk), err)
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("inserting %d events: %w", len(chunk), err)
+		}
+		if int(n) == len(chunk) {
+			fresh = append(fresh, chunk...)
+		} else {
+			ours, err := ownedRows(ctx, tx, chunk, ingestID)
+			if err != nil {
+				return nil, err
+			}
+			fresh = append(fresh, ours...)
+		}
+		start = end
+	}
+	return fresh, nil
+}
+
+// ownedRows returns the rows of chunk whose stored copy carries ingestID.
+func ownedRows(ctx context.Context, tx *sqlx.Tx, chunk []*EventRow, ingestID int64) ([]*EventRow, error) {
+	byDate := map[string][]*EventRow{}
+	var dates []string
+	for _, r := range chunk {
+		d := r.Event.EventDate().Format(dayLayout)
+		if _, ok := byDate[d]; !ok {
+			dates = append(dates, d)
+		}
+		byDate[d] = append(byDate[d], r)
+	}
+	sort.Strings(dates)
+	var out []*EventRow
+	for _, d := range dates {
+		group := byDate[d]
+		q, args, err := sqlx.In("SELECT event_id FROM events WHERE event_date = ? AND ingest_id = ? AND event_id IN (?)", d, ingestID, ids(group))
+		if err != nil {
+			return nil, fmt.Errorf("finding new events: %w", err)
+		}
+		var mine []string
+		if err := tx.SelectContext(ctx, &mine, q, args...); err != nil {
+			return nil, fmt.Errorf("finding new events: %w", err)
+		}
+		set := make(map[string]struct{}, len(mine))
+		for _, id := range mine {
+			set[id] = struct{}{}
+		}
+		for _, r := range group {
+			if _, ok := set[r.Event.EventID]; ok {
+				out = append(out, r)
+			}
+		}
+	}
+	return out, nil
+}
+
+func ids(rows []*EventRow) []string {
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = r.Event.EventID
+	}
+	return out
+}
+
+// insertRowByRow is the slow path after MySQL refused a multi-row insert for
+// a row's data: each row goes alone (a failed statement rolls back only
+// itself), and refused rows become dead letters.
+func (w *Writer) insertRowByRow(ctx context.Context, tx *sqlx.Tx, rows []*EventRow, ingestID int64, now time.Time, dead []DeadLetter) ([]*EventRow, []DeadLetter, error) {
+	var fresh []*EventRow
+	q := insertEventsHead + "(?,?,?,?,?,?,?,?,?,?,?,?,?)" + insertEventsTail
+	for _, r := range rows {
+		res, err := tx.ExecContext(ctx, q, eventArgs(nil, r, ingestID, now)...)
+		if err != nil {
+			if !IsRowDataError(err) {
+				return nil, nil, fmt.Errorf("inserting event %s: %w", r.Event.EventID, err)
+			}
+			raw, merr := json.Marshal(&r.Event)
+			if merr != nil {
+				raw = []byte(r.Event.EventID)
+			}
+			dead = append(dead, DeadLetter{Partition: r.Partition, Offset: r.Offset, Raw: raw, Reason: "mysql refused row: " + err.Error()})
+			continue
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			fresh = append(fresh, r)
+		}
+	}
+	return fresh, dead, nil
+}
+
+func upsertCounts(ctx context.Context, tx *sqlx.Tx, fresh []*EventRow, now time.Time) (int, error) {
+	if len(fresh) == 0 {
+		return 0, nil
+	}
+	counts := make(map[aggregate.MinuteKey]int64, len(fresh))
+	for _, r := range fresh {
+		counts[aggregate.KeyOf(&r.Event)]++
+	}
+	keys := make([]aggregate.MinuteKey, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	// A fixed order keeps concurrent writers from deadlocking on each other.
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Less(keys[j]) })
+	const chunk = 2000
+	for start := 0; start < len(keys); start += chunk {
+		part := keys[start:min(start+chunk, len(keys))]
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO item_counts_minute (event_date, minute_start, type, item_id, channel, city, cnt, updated_at) VALUES ")
+		args := make([]any, 0, len(part)*8)
+		for i, k := range part {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?,?,?)")
+			args = append(args, k.Minute.Format(dayLayout), k.Minute, k.Type, k.ItemID, k.Channel, k.City, counts[k], now)
+		}
+		sb.WriteString(" ON DUPLICATE KEY UPDATE cnt = cnt + VALUES(cnt), updated_at = VALUES(updated_at)")
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return 0, fmt.Errorf("upserting %d minute counts: %w", len(part), err)
+		}
+	}
+	return len(keys), nil
+}
+
+// MaxReasonLen bounds dead_letters.reason.
+const MaxReasonLen = 1024
+
+func insertDeadLetters(ctx context.Context, tx *sqlx.Tx, b *Batch, dead []DeadLetter, now time.Time) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	for start := 0; start < len(dead); start += 500 {
+		part := dead[start:min(start+500, len(dead))]
+		var sb strings.Builder
+		sb.WriteString("INSERT INTO dead_letters (dl_date, pipeline, topic, kafka_partition, kafka_offset, raw, reason, created_at) VALUES ")
+		args := make([]any, 0, len(part)*8)
+		for i, d := range part {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?,?,?,?,?,?)")
+			raw := d.Raw
+			if raw == nil {
+				raw = []byte{}
+			}
+			args = append(args, now.Format(dayLayout), b.Pipeline, b.Topic, d.Partition, d.Offset, raw, truncateUTF8(d.Reason, MaxReasonLen), now)
+		}
+		sb.WriteString(" ON DUPLICATE KEY UPDATE reason = VALUES(reason)")
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("inserting %d dead letters: %w", len(part), err)
+		}
+	}
+	return nil
+}
+
+func truncateUTF8(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
+
+func newIngestID() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return time.Now().UnixNano()
+	}
+	return int64(binary.LittleEndian.Uint64(b[:]) >> 1)
+}
+
+// LoadOffsets returns the stored next offset of every partition of a
+// pipeline's topic.
+func LoadOffsets(ctx context.Context, db sqlx.QueryerContext, pipeline, topic string) (map[int32]int64, error) {
+	rows, err := db.QueryContext(ctx, "SELECT kafka_partition, next_offset FROM kafka_offsets WHERE pipeline = ? AND topic = ?", pipeline, topic)
+	if err != nil {
+		return nil, fmt.Errorf("loading offsets of %s/%s: %w", pipeline, topic, err)
+	}
+	defer rows.Close()
+	out := map[int32]int64{}
+	for rows.Next() {
+		var p int32
+		var o int64
+		if err := rows.Scan(&p, &o); err != nil {
+			return nil, fmt.Errorf("loading offsets of %s/%s: %w", pipeline, topic, err)
+		}
+		out[p] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("loading offsets of %s/%s: %w", pipeline, topic, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,580 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// maxAttrsDepth bounds the nesting inside attrs (MySQL JSON allows 100).
+const maxAttrsDepth = 64
+
+// DecodeEvent strictly decodes one v1 event from a JSON object and validates
+// it against now (see Event.Validate). Unknown or repeated top-level fields
+// and fields of the wrong JSON type are rejected. Keys match exactly (no
+// case folding). Every error is a *ValidationError.
+//
+// On success Attrs is nil or a compact object escaped the way json.Marshal
+// escapes (<, >, &, U+2028, U+2029), so marshalling the event reproduces it
+// byte for byte.
+func DecodeEvent(data []byte, now time.Time) (Event, error) {
+	var d decoder
+	e, err := d.decode(data)
+	if err != nil {
+		return Event{}, err
+	}
+	if err := e.validate(now, &d.broken); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// decoder is a small JSON scanner specialised for the event object; it is
+// several times faster than encoding/json's reflection-based decoding.
+type decoder struct {
+	data   []byte
+	str    string // data as a string; escape-free values are slices of it
+	pos    int
+	spaces int // number of whitespace runs skipped so far
+
+	seen    [numFields]bool
+	broken  [numFields]string // per-field rule broken during decoding
+	unknown *ValidationError  // first unknown or repeated field
+}
+
+func bodyError(rule string) *ValidationError {
+	return &ValidationError{Rule: "body: " + rule}
+}
+
+// decode parses the object into an Event. It returns syntax and
+// unknown-field errors; per-field problems are left in d.broken.
+func (d *decoder) decode(data []byte) (Event, error) {
+	var e Event
+	d.data = data
+	d.skipSpace()
+	if d.pos == len(data) {
+		return e, bodyError("empty")
+	}
+	if data[d.pos] != '{' {
+		return e, bodyError(ruleObject)
+	}
+	d.str = string(data)
+	d.pos++
+	d.skipSpace()
+	if d.peek() == '}' {
+		d.pos++
+	} else if err := d.members(&e); err != nil {
+		return e, err
+	}
+	d.skipSpace()
+	if d.pos < len(data) {
+		return e, bodyError(fmt.Sprintf("trailing data after the JSON object at offset %d", d.pos))
+	}
+	if d.unknown != nil {
+		return e, d.unknown
+	}
+	return e, nil
+}
+
+// members parses `"key": value` pairs up to and including the closing '}'.
+func (d *decoder) members(e *Event) error {
+	for {
+		d.skipSpace()
+		if d.peek() != '"' {
+			return d.syntaxError()
+		}
+		key, err := d.readString()
+		if err != nil {
+			return err
+		}
+		if err := d.colon(); err != nil {
+			return err
+		}
+		if err := d.member(e, key); err != nil {
+			return err
+		}
+		d.skipSpace()
+		switch d.peek() {
+		case ',':
+			d.pos++
+		case '}':
+			d.pos++
+			return nil
+		default:
+			return d.syntaxError()
+		}
+	}
+}
+
+func fieldIndex(key string) int {
+	switch key {
+	case "event_id":
+		return fieldEventID
+	case "type":
+		return fieldType
+	case "occurred_at":
+		return fieldOccurredAt
+	case "user_id":
+		return fieldUserID
+	case "item_id":
+		return fieldItemID
+	case "channel":
+		return fieldChannel
+	case "city":
+		return fieldCity
+	case "attrs":
+		return fieldAttrs
+	}
+	return -1
+}
+
+// member decodes the value of key into e.
+func (d *decoder) member(e *Event, key string) error {
+	f := fieldIndex(key)
+	if f < 0 || d.seen[f] {
+		if d.unknown == nil {
+			rule := "unknown field"
+			if f >= 0 {
+				rule = "repeated field"
+			}
+			d.unknown = &ValidationError{Field: shorten(key), Rule: rule}
+		}
+		return d.skipValue(0)
+	}
+	d.seen[f] = true
+	switch f {
+	case fieldAttrs:
+		return d.attrs(e)
+	case fieldOccurredAt:
+		s, err := d.stringValue(f)
+		if err != nil || s == "" {
+			return err
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || !rfc3339Shape(s) {
+			d.broken[f] = ruleTimestamp
+			return nil
+		}
+		e.OccurredAt = t
+		return nil
+	}
+	s, err := d.stringValue(f)
+	switch f {
+	case fieldEventID:
+		e.EventID = s
+	case fieldType:
+		e.Type = s
+	case fieldUserID:
+		e.UserID = s
+	case fieldItemID:
+		e.ItemID = s
+	case fieldChannel:
+		e.Channel = s
+	case fieldCity:
+		e.City = s
+	}
+	return err
+}
+
+// rfc3339Shape rejects what time.Parse tolerates beyond RFC 3339: one-digit
+// fields and a comma before the fraction.
+func rfc3339Shape(s string) bool {
+	return len(s) >= len("2006-01-02T15:04:05Z") && s[4] == '-' && s[7] == '-' && s[10] == 'T' &&
+		s[13] == ':' && s[16] == ':' && s[19] != ','
+}
+
+// shorten keeps an offending key readable in error messages.
+func shorten(key string) string {
+	const max = 64
+	if len(key) <= max {
+		return key
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(key[cut]) {
+		cut--
+	}
+	return key[:cut] + "..."
+}
+
+// stringValue reads the value of string field f; null reads as "" (absent)
+// and other JSON types mark f as broken.
+func (d *decoder) stringValue(f int) (string, error) {
+	switch d.peek() {
+	case '"':
+		return d.readString()
+	case 'n':
+		return "", d.literal("null")
+	}
+	d.broken[f] = ruleString
+	return "", d.skipValue(0)
+}
+
+// attrs reads the attrs value: an object, or null for absent.
+func (d *decoder) attrs(e *Event) error {
+	switch d.peek() {
+	case 'n':
+		return d.literal("null")
+	case '{':
+	default:
+		d.broken[fieldAttrs] = ruleObject
+		return d.skipValue(0)
+	}
+	start, spaces := d.pos, d.spaces
+	if err := d.skipValue(0); err != nil {
+		return err
+	}
+	raw := d.data[start:d.pos]
+	attrs, rule := canonicalAttrs(raw, d.spaces == spaces)
+	e.Attrs = attrs
+	d.broken[fieldAttrs] = rule
+	return nil
+}
+
+// canonicalAttrs returns a copy of the syntactically valid object raw in
+// compact form with json.Marshal's escaping, or the rule raw breaks.
+func canonicalAttrs(raw []byte, compact bool) (json.RawMessage, string) {
+	ascii, escape := true, false
+	for i, c := range raw {
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			escape = true
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8: // U+2028, U+2029
+			escape = true
+			ascii = false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(raw) {
+		return nil, ruleUTF8
+	}
+	if compact && !escape {
+		if len(raw) > MaxAttrsBytes {
+			return nil, ruleAttrsBytes // spare copying what will be rejected
+		}
+		return bytes.Clone(raw), ""
+	}
+	// Rare path: json.Marshal compacts and escapes raw messages.
+	out, err := json.Marshal(json.RawMessage(raw))
+	if err != nil {
+		return nil, ruleObject
+	}
+	return out, ""
+}
+
+func (d *decoder) peek() byte {
+	if d.pos < len(d.data) {
+		return d.data[d.pos]
+	}
+	return 0
+}
+
+func (d *decoder) skipSpace() {
+	start := d.pos
+	for d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+			continue
+		}
+		break
+	}
+	if d.pos != start {
+		d.spaces++
+	}
+}
+
+func (d *decoder) colon() error {
+	d.skipSpace()
+	if d.peek() != ':' {
+		return d.syntaxError()
+	}
+	d.pos++
+	d.skipSpace()
+	return nil
+}
+
+func (d *decoder) syntaxError() error {
+	if d.pos >= len(d.data) {
+		return bodyError("invalid JSON: unexpected end of input")
+	}
+	c := d.data[d.pos]
+	if c < 0x20 || c >= 0x7f {
+		return bodyError(fmt.Sprintf("invalid JSON: unexpected byte 0x%02x at offset %d", c, d.pos))
+	}
+	return bodyError(fmt.Sprintf("invalid JSON: unexpected %q at offset %d", c, d.pos))
+}
+
+func (d *decoder) literal(lit string) error {
+	if !bytes.HasPrefix(d.data[d.pos:], []byte(lit)) {
+		for i := 0; i < len(lit) && d.pos < len(d.data) && d.data[d.pos] == lit[i]; i++ {
+			d.pos++
+		}
+		return d.syntaxError()
+	}
+	d.pos += len(lit)
+	return nil
+}
+
+// readString reads the string starting at d.pos (a '"') and unescapes it.
+func (d *decoder) readString() (string, error) {
+	start := d.pos + 1
+	i := start
+	for i < len(d.data) && !stringStop[d.data[i]] {
+		i++
+	}
+	switch {
+	case i == len(d.data):
+		d.pos = i
+		return "", d.syntaxError()
+	case d.data[i] == '"':
+		d.pos = i + 1
+		return d.str[start:i], nil
+	case d.data[i] == '\\':
+		return d.readEscaped(start, i)
+	}
+	d.pos = i
+	return "", d.syntaxError()
+}
+
+// stringStop marks the bytes that end the fast scan of a string: the
+// closing quote, a backslash, or a control character (invalid in JSON).
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// readEscaped finishes readString from the first backslash at i. Lone
+// surrogates become U+FFFD, as with encoding/json.
+func (d *decoder) readEscaped(start, i int) (string, error) {
+	buf := make([]byte, 0, i-start+32)
+	buf = append(buf, d.data[start:i]...)
+	for i < len(d.data) {
+		c := d.data[i]
+		switch {
+		case c == '"':
+			d.pos = i + 1
+			return string(buf), nil
+		case c < 0x20:
+			d.pos = i
+			return "", d.syntaxError()
+		case c != '\\':
+			buf = append(buf, c)
+			i++
+			continue
+		}
+		if i+1 >= len(d.data) {
+			d.pos = len(d.data)
+			return "", d.syntaxError()
+		}
+		switch esc := d.data[i+1]; esc {
+		case '"', '\\', '/':
+			buf = append(buf, esc)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r, ok := hex4(d.data[i+2:])
+			if !ok {
+				d.pos = i + 1
+				return "", d.syntaxError()
+			}
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2 := unicode.ReplacementChar
+				if i+1 < len(d.data) && d.data[i] == '\\' && d.data[i+1] == 'u' {
+					r2, _ = hex4(d.data[i+2:])
+				}
+				if pair := utf16.DecodeRune(r, r2); pair != unicode.ReplacementChar {
+					r = pair
+					i += 6
+				} else {
+					r = unicode.ReplacementChar
+				}
+			}
+			buf = utf8.AppendRune(buf, r)
+			continue
+		default:
+			d.pos = i + 1
+			return "", d.syntaxError()
+		}
+		i += 2
+	}
+	d.pos = len(d.data)
+	return "", d.syntaxError()
+}
+
+// hex4 decodes the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// skipValue checks and skips any JSON value; depth counts enclosing
+// containers below the event object.
+func (d *decoder) skipValue(depth int) error {
+	switch c := d.peek(); {
+	case c == '"':
+		return d.skipString()
+	case c == '{', c == '[':
+		if depth >= maxAttrsDepth {
+			return bodyError(fmt.Sprintf("nested deeper than %d levels", maxAttrsDepth))
+		}
+		return d.skipContainer(depth)
+	case c == 't':
+		return d.literal("true")
+	case c == 'f':
+		return d.literal("false")
+	case c == 'n':
+		return d.literal("null")
+	case c == '-' || '0' <= c && c <= '9':
+		return d.skipNumber()
+	}
+	return d.syntaxError()
+}
+
+// skipContainer skips an object or array starting at d.pos.
+func (d *decoder) skipContainer(depth int) error {
+	end := byte(']')
+	isObject := d.data[d.pos] == '{'
+	if isObject {
+		end = '}'
+	}
+	d.pos++
+	d.skipSpace()
+	if d.peek() == end {
+		d.pos++
+		return nil
+	}
+	for {
+		if isObject {
+			if d.peek() != '"' {
+				return d.syntaxError()
+			}
+			if err := d.skipString(); err != nil {
+				return err
+			}
+			if err := d.colon(); err != nil {
+				return err
+			}
+		}
+		if err := d.skipValue(depth + 1); err != nil {
+			return err
+		}
+		d.skipSpace()
+		switch d.peek() {
+		case ',':
+			d.pos++
+			d.skipSpace()
+		case end:
+			d.pos++
+			return nil
+		default:
+			return d.syntaxError()
+		}
+	}
+}
+
+// skipString checks and skips the string starting at d.pos.
+func (d *decoder) skipString() error {
+	for i := d.pos + 1; i < len(d.data); i++ {
+		c := d.data[i]
+		if !stringStop[c] {
+			continue
+		}
+		switch {
+		case c == '"':
+			d.pos = i + 1
+			return nil
+		case c < 0x20:
+			d.pos = i
+			return d.syntaxError()
+		case i+1 < len(d.data):
+			switch d.data[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				if _, ok := hex4(d.data[i+2:]); !ok {
+					d.pos = i + 1
+					return d.syntaxError()
+				}
+				i += 5
+			default:
+				d.pos = i + 1
+				return d.syntaxError()
+			}
+		}
+	}
+	d.pos = len(d.data)
+	return d.syntaxError()
+}
+
+// skipNumber checks and skips a number per the JSON grammar.
+func (d *decoder) skipNumber() error {
+	if d.peek() == '-' {
+		d.pos++
+	}
+	switch c := d.peek(); {
+	case c == '0':
+		d.pos++
+	case '1' <= c && c <= '9':
+		d.digits()
+	default:
+		return d.syntaxError()
+	}
+	if d.peek() == '.' {
+		d.pos++
+		if !d.digits() {
+			return d.syntaxError()
+		}
+	}
+	if c := d.peek(); c == 'e' || c == 'E' {
+		d.pos++
+		if c := d.peek(); c == '+' || c == '-' {
+			d.pos++
+		}
+		if !d.digits() {
+			return d.syntaxError()
+		}
+	}
+	return nil
+}
+
+// digits skips a run of digits and reports whether there was any.
+func (d *decoder) digits() bool {
+	start := d.pos
+	for d.pos < len(d.data) && '0' <= d.data[d.pos] && d.data[d.pos] <= '9' {
+		d.pos++
+	}
+	return d.pos > start
+}
