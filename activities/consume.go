@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -59,6 +60,19 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 		defer stop()
 	}
 
+	// A stopping worker ends the session at once and fails the attempt, so
+	// Temporal retries it on a live worker instead of waiting for the
+	// worker's stop timeout or a heartbeat timeout.
+	var workerStopping atomic.Bool
+	go func() {
+		select {
+		case <-activity.GetWorkerStopChannel(ctx):
+			workerStopping.Store(true)
+			cancel()
+		case <-runCtx.Done():
+		}
+	}()
+
 	c := newConsumer(a, in, log)
 	hbDone := make(chan struct{})
 	go func() {
@@ -81,6 +95,9 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 	activity.RecordHeartbeat(ctx, final)
 	if ctx.Err() != nil {
 		return final, ctx.Err()
+	}
+	if workerStopping.Load() {
+		return final, temporal.NewApplicationError("worker is stopping; the consume session moves to another worker", "WorkerStopping")
 	}
 	if err != nil {
 		return final, err

@@ -181,8 +181,8 @@ func New(ctx context.Context, opts Options) (*Worker, error) {
 		MaxConcurrentActivityExecutionSize: opts.MaxConcurrentActivities,
 		// Heartbeat at least every second, so a pause or cancel reaches a
 		// long-running consume activity within about a second.
-		MaxHeartbeatThrottleInterval:     time.Second,
-		DefaultHeartbeatThrottleInterval: time.Second,
+		MaxHeartbeatThrottleInterval:     1500 * time.Millisecond,
+		DefaultHeartbeatThrottleInterval: 1500 * time.Millisecond,
 		// Give running activities time to stop and report on shutdown, so
 		// Temporal retries them at once instead of after a heartbeat timeout.
 		WorkerStopTimeout: 8 * time.Second,

@@ -10,13 +10,13 @@ import (
 // Stats counts what a run sent. Items of a batch count once the sink took
 // the batch without error.
 type Stats struct {
-	Emitted     int            // Valid + Duplicates + Invalid
-	Valid       int            // distinct valid events (originals only)
-	Duplicates  int            // re-sends of earlier valid events
-	Invalid     int            // bad items
-	ValidByType map[string]int // distinct valid events per type
-	Accepted    int            // as reported by the sink
-	Rejected    int            // as reported by the sink
+	Emitted     int            `json:"emitted"`       // Valid + Duplicates + Invalid
+	Valid       int            `json:"valid"`         // distinct valid events (originals only)
+	Duplicates  int            `json:"duplicates"`    // re-sends of earlier valid events
+	Invalid     int            `json:"invalid"`       // bad items
+	ValidByType map[string]int `json:"valid_by_type"` // distinct valid events per type
+	Accepted    int            `json:"accepted"`      // as reported by the sink
+	Rejected    int            `json:"rejected"`      // as reported by the sink
 }
 
 func (s *Stats) add(items []Item, accepted, rejected int) {

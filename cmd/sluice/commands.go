@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/sluicedata/sluice/internal/collector"
+	"github.com/sluicedata/sluice/internal/devstack"
+	"github.com/sluicedata/sluice/internal/kafka"
+	"github.com/sluicedata/sluice/internal/loadgen"
+	"github.com/sluicedata/sluice/internal/store"
+	"github.com/sluicedata/sluice/schemas"
+	"github.com/sluicedata/sluice/workers"
+)
+
+func cmdDev(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
+	d := devstack.DefaultConfig()
+	fs := newFlagSet("dev", "Run the whole platform on this machine (what `make run` runs).")
+	dataDir := fs.String("data-dir", d.DataDir, "directory for Temporal's SQLite file and the broker's data")
+	temporalAddr := fs.String("temporal-address", "", "use this Temporal cluster instead of the embedded server")
+	temporalPort := fs.Int("temporal-port", d.TemporalPort, "embedded Temporal gRPC port (history, matching, worker use +1, +2, +6)")
+	uiPort := fs.Int("ui-port", d.UIPort, "embedded Temporal Web UI port (-1 disables the UI)")
+	namespace := fs.String("namespace", d.Namespace, "Temporal namespace")
+	taskQueue := fs.String("task-queue", d.TaskQueue, "Temporal task queue")
+	brokers := fs.String("kafka-brokers", "", "comma-separated real Kafka brokers (default: start the in-process broker)")
+	kafkaPort := fs.Int("kafka-port", d.KafkaPort, "in-process Kafka broker port")
+	partitions := fs.Int("partitions", d.Partitions, "partitions of the events topic when it is created")
+	topic := fs.String("topic", d.Topic, "Kafka topic of events")
+	pipeline := fs.String("pipeline", d.Pipeline, "name of the stream pipeline")
+	dsn := fs.String("mysql-dsn", d.MySQLDSN, "MySQL DSN (go-sql-driver format)")
+	collectorAddr := fs.String("collector-addr", d.CollectorAddr, "collector listen address")
+	token := fs.String("collector-token", "", "bearer token the collector requires (empty: none)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	return devstack.Run(ctx, devstack.Config{
+		DataDir: *dataDir, TemporalAddress: *temporalAddr, TemporalPort: *temporalPort, UIPort: *uiPort,
+		Namespace: *namespace, TaskQueue: *taskQueue, KafkaBrokers: splitList(*brokers), KafkaPort: *kafkaPort,
+		Partitions: *partitions, Topic: *topic, Pipeline: *pipeline, MySQLDSN: *dsn,
+		CollectorAddr: *collectorAddr, CollectorToken: *token, Logger: log, Out: out,
+	})
+}
+
+func cmdWorker(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
+	d := workers.DefaultOptions()
+	fs := newFlagSet("worker", "Run a Temporal worker with every Sluice workflow and activity registered.")
+	addr := fs.String("temporal-address", d.HostPort, "Temporal frontend host:port")
+	namespace := fs.String("namespace", d.Namespace, "Temporal namespace")
+	taskQueue := fs.String("task-queue", d.TaskQueue, "Temporal task queue")
+	identity := fs.String("identity", "", "worker identity shown in the Temporal UI")
+	dsn := fs.String("mysql-dsn", d.MySQLDSN, "MySQL DSN")
+	brokers := fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers")
+	maxActs := fs.Int("max-concurrent-activities", d.MaxConcurrentActivities, "activities run at once")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	w, err := workers.New(ctx, workers.Options{HostPort: *addr, Namespace: *namespace, TaskQueue: *taskQueue,
+		Identity: *identity, MySQLDSN: *dsn, KafkaBrokers: splitList(*brokers), MaxConcurrentActivities: *maxActs, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return w.Run(ctx)
+}
+
+func cmdCollect(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
+	d := collector.DefaultConfig()
+	fs := newFlagSet("collect", "Run the HTTP collector: POST /v1/events -> Kafka.")
+	addr := fs.String("addr", d.Addr, "listen address")
+	token := fs.String("token", "", "bearer token required on POST /v1/events (empty: none)")
+	brokers := fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers")
+	topic := fs.String("topic", "events", "Kafka topic")
+	maxBody := fs.Int("max-body-bytes", int(d.MaxBodyBytes), "largest request body (413 above)")
+	maxEvents := fs.Int("max-events", d.MaxEvents, "most events per request (413 above)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	d.Addr, d.Token, d.MaxBodyBytes, d.MaxEvents = *addr, *token, int64(*maxBody), *maxEvents
+	pub, err := kafka.NewPublisher(kafka.Config{Brokers: splitList(*brokers), ClientID: "sluice-collector"}, *topic)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	srv, err := collector.New(d, collector.KafkaPublisher(pub), log)
+	if err != nil {
+		return err
+	}
+	log.Info("collector listening", "addr", d.Addr, "topic", *topic)
+	return srv.ListenAndServe(ctx)
+}
+
+func cmdMigrate(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
+	fs := newFlagSet("migrate", "Apply MySQL migrations and create daily partitions from yesterday through --days-ahead.")
+	dsn := fs.String("mysql-dsn", store.DefaultDSN, "MySQL DSN")
+	ahead := fs.Int("days-ahead", 7, "daily partitions to keep ahead of today")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, *dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	applied, err := schemas.Migrate(ctx, db.DB)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "applied migrations: %v\n", applied)
+	added, err := store.EnsureStreamPartitions(ctx, db, time.Now(), *ahead)
+	if err != nil {
+		return err
+	}
+	for _, t := range store.PartitionedTables {
+		fmt.Fprintf(out, "%s: added partitions %v\n", t.Table, added[t.Table])
+	}
+	return nil
+}
+
+func cmdLoadgen(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
+	d := loadgen.DefaultConfig()
+	fs := newFlagSet("loadgen", "Generate synthetic restaurant-sharing events (Zipf-popular restaurants, wechat/qq/app).")
+	target := fs.String("target", "http://127.0.0.1:8080/v1/events", "collector URL to POST to (ignored with --to-kafka)")
+	token := fs.String("token", "", "bearer token for the collector")
+	toKafka := fs.String("kafka-brokers", "", "produce straight to these Kafka brokers instead of the collector")
+	topic := fs.String("topic", "events", "Kafka topic (with --kafka-brokers)")
+	count := fs.Int("count", 10000, "events to emit, duplicates and bad ones included (0 = until interrupted)")
+	rate := fs.Float64("rate", 0, "events per second (0 = as fast as possible)")
+	users := fs.Int("users", d.Users, "distinct users")
+	items := fs.Int("items", d.Items, "distinct restaurants")
+	dup := fs.Float64("dup-ratio", 0.05, "fraction of emitted events that re-send an earlier valid one")
+	bad := fs.Float64("bad-ratio", 0.01, "fraction of emitted events that are invalid")
+	batch := fs.Int("batch", d.BatchSize, "events per request or produce call")
+	seed := fs.Int("seed", int(d.Seed), "random seed")
+	spread := fs.Duration("spread", 0, "spread occurred_at over this much past time")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	cfg := d
+	cfg.Count, cfg.Rate, cfg.Users, cfg.Items = *count, *rate, *users, *items
+	cfg.DuplicateRatio, cfg.BadRatio, cfg.BatchSize, cfg.Seed, cfg.Spread = *dup, *bad, *batch, int64(*seed), *spread
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	var sink loadgen.Sink
+	if *toKafka != "" {
+		sc, err := kafka.Config{Brokers: splitList(*toKafka), ClientID: "sluice-loadgen"}.Sarama()
+		if err != nil {
+			return err
+		}
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+		sc.Producer.Return.Successes = true
+		sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+		prod, err := sarama.NewSyncProducer(splitList(*toKafka), sc)
+		if err != nil {
+			return fmt.Errorf("connecting to Kafka: %w", err)
+		}
+		defer prod.Close()
+		sink = &loadgen.KafkaSink{Producer: prod, Topic: *topic}
+	} else {
+		sink = &loadgen.HTTPSink{URL: *target, Token: *token, Client: &http.Client{Timeout: 30 * time.Second}}
+	}
+	start := time.Now()
+	stats, err := loadgen.Run(ctx, cfg, sink)
+	elapsed := time.Since(start)
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	report := struct {
+		loadgen.Stats
+		Seconds      float64 `json:"seconds"`
+		EventsPerSec float64 `json:"events_per_sec"`
+	}{stats, elapsed.Seconds(), float64(stats.Emitted) / elapsed.Seconds()}
+	if encErr := enc.Encode(report); encErr != nil && err == nil {
+		err = encErr
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
