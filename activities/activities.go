@@ -11,6 +11,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/sluicedata/sluice/internal/kafka"
@@ -23,16 +24,20 @@ const (
 
 // Deps are what the activities need from the process that hosts them.
 type Deps struct {
-	DB     *sqlx.DB
-	Kafka  kafka.Config
-	Logger *slog.Logger
+	DB    *sqlx.DB
+	Kafka kafka.Config
+	// Temporal lets long-running activities signal progress to their
+	// workflow; optional.
+	Temporal client.Client
+	Logger   *slog.Logger
 }
 
 // Activities implements Sluice's activities.
 type Activities struct {
-	db     *sqlx.DB
-	kafka  kafka.Config
-	logger *slog.Logger
+	db       *sqlx.DB
+	kafka    kafka.Config
+	temporal client.Client
+	logger   *slog.Logger
 }
 
 // New checks deps and returns the activities.
@@ -46,7 +51,7 @@ func New(deps Deps) (*Activities, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	return &Activities{db: deps.DB, kafka: deps.Kafka, logger: deps.Logger}, nil
+	return &Activities{db: deps.DB, kafka: deps.Kafka, temporal: deps.Temporal, logger: deps.Logger}, nil
 }
 
 // Register registers every activity under its durable name.

@@ -79,12 +79,24 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 		defer close(hbDone)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
+		lastSignal := time.Now()
 		for {
 			select {
 			case <-runCtx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx, c.snapshot())
+				snap := c.snapshot()
+				activity.RecordHeartbeat(ctx, snap)
+				if a.temporal != nil && in.ProgressSeconds > 0 && time.Since(lastSignal) >= time.Duration(in.ProgressSeconds)*time.Second {
+					lastSignal = time.Now()
+					sctx, cancel := context.WithTimeout(runCtx, 2*time.Second)
+					err := a.temporal.SignalWorkflow(sctx, info.WorkflowExecution.ID, info.WorkflowExecution.RunID,
+						ProgressSignalName, ProgressSignal{Slot: in.Slot, Progress: snap})
+					cancel()
+					if err != nil && runCtx.Err() == nil {
+						log.Debug("signalling progress", "err", err)
+					}
+				}
 			}
 		}
 	}()
@@ -148,7 +160,7 @@ func newConsumer(a *Activities, in ConsumeInput, log *slog.Logger) *consumer {
 		parts:    map[int32]*PartitionProgress{},
 		rateMark: time.Now(),
 	}
-	c.prog.Pipeline, c.prog.Topic = in.Pipeline, in.Topic
+	c.prog.Pipeline, c.prog.Topic, c.prog.Slot = in.Pipeline, in.Topic, in.Slot
 	return c
 }
 
@@ -167,8 +179,9 @@ func (c *consumer) saramaConfig() (*sarama.Config, error) {
 	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
 	sc.Consumer.Fetch.Default = 1 << 20
 	sc.Consumer.Return.Errors = false
-	sc.Consumer.Group.Session.Timeout = 10 * time.Second
-	sc.Consumer.Group.Heartbeat.Interval = 3 * time.Second
+	// A dead member (worker killed) holds its partitions until this expires.
+	sc.Consumer.Group.Session.Timeout = 6 * time.Second
+	sc.Consumer.Group.Heartbeat.Interval = 2 * time.Second
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	sc.ChannelBufferSize = 256
 	return sc, nil
@@ -238,6 +251,9 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		return err
 	}
 	claimed := sess.Claims()[c.in.Topic]
+	c.mu.Lock()
+	c.parts = map[int32]*PartitionProgress{} // only what this session owns
+	c.mu.Unlock()
 	h.writers = make([]*partWriter, c.in.Writers)
 	for i := range h.writers {
 		h.writers[i] = &partWriter{

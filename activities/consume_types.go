@@ -26,6 +26,20 @@ type ConsumeInput struct {
 	// SessionSeconds makes the activity return cleanly after this long so the
 	// workflow can record progress and continue-as-new (0 = run until cancelled).
 	SessionSeconds int `json:"session_seconds,omitempty"`
+	// ProgressSeconds is how often the activity signals its progress to its
+	// workflow for the status query (0 = never).
+	ProgressSeconds int `json:"progress_seconds,omitempty"`
+	// Slot numbers the activity among its workflow's parallel consumers.
+	Slot int `json:"slot,omitempty"`
+}
+
+// ProgressSignalName is the signal a consume activity sends its workflow.
+const ProgressSignalName = "progress"
+
+// ProgressSignal is the payload of the progress signal.
+type ProgressSignal struct {
+	Slot     int             `json:"slot"`
+	Progress ConsumeProgress `json:"progress"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -70,6 +84,8 @@ func (in ConsumeInput) Validate() error {
 		return fmt.Errorf("start_from: must be \"oldest\" or \"newest\", got %q", in.StartFrom)
 	case in.SessionSeconds < 0:
 		return fmt.Errorf("session_seconds: must be >= 0, got %d", in.SessionSeconds)
+	case in.ProgressSeconds < 0:
+		return fmt.Errorf("progress_seconds: must be >= 0, got %d", in.ProgressSeconds)
 	}
 	return nil
 }
@@ -90,6 +106,7 @@ type PartitionProgress struct {
 type ConsumeProgress struct {
 	Pipeline    string              `json:"pipeline"`
 	Topic       string              `json:"topic"`
+	Slot        int                 `json:"slot"`
 	Partitions  []PartitionProgress `json:"partitions"`
 	Lag         int64               `json:"lag"`
 	Messages    int64               `json:"messages"`

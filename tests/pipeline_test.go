@@ -252,4 +252,3 @@ func TestBusyPortNamesTheFlag(t *testing.T) {
 		t.Fatalf("error = %v, want a PortInUseError naming %s and --collector-addr", err, cfg.CollectorAddr)
 	}
 }
-

@@ -171,7 +171,7 @@ func New(ctx context.Context, opts Options) (*Worker, error) {
 		w.client = c
 		w.closeFns = append(w.closeFns, c.Close)
 	}
-	acts, err := activities.New(activities.Deps{DB: w.db, Kafka: opts.kafka(), Logger: opts.Logger})
+	acts, err := activities.New(activities.Deps{DB: w.db, Kafka: opts.kafka(), Temporal: w.client, Logger: opts.Logger})
 	if err != nil {
 		w.Close()
 		return nil, err

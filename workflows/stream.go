@@ -6,6 +6,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -19,7 +20,10 @@ const (
 	StreamIngestName = "StreamIngestWorkflow"
 	SignalPause      = "pause"
 	SignalResume     = "resume"
-	QueryStatus      = "status"
+	// SignalProgress carries a consume activity's progress (sent by the
+	// activity itself every progress_seconds) so the status query is live.
+	SignalProgress = activities.ProgressSignalName
+	QueryStatus    = "status"
 	// DefaultTaskQueue is the task queue Sluice's workers poll by default.
 	DefaultTaskQueue = "sluice"
 )
@@ -29,6 +33,10 @@ const (
 // consumer settings.
 type StreamIngestInput struct {
 	activities.ConsumeInput
+	// Parallelism is the number of consume activities run at once (default
+	// 1). They join one consumer group, so the topic's partitions are split
+	// between them and the worker processes that run them.
+	Parallelism int `json:"parallelism,omitempty"`
 	// HeartbeatTimeoutSeconds is how long the consume activity may go
 	// without heartbeating before Temporal retries it elsewhere (default 20).
 	HeartbeatTimeoutSeconds int `json:"heartbeat_timeout_seconds,omitempty"`
@@ -59,18 +67,28 @@ type StreamStatus struct {
 	Pipeline string `json:"pipeline"`
 	Topic    string `json:"topic"`
 	// Phase is "consuming", "pausing", "paused" or "continuing".
-	Phase string `json:"phase"`
+	Phase       string `json:"phase"`
+	Parallelism int    `json:"parallelism"`
 	StreamState
-	// Note says where live progress is: the consume activity's heartbeat
-	// details carry offsets, lag and rates every second; Last above is only
-	// refreshed when a session ends.
-	Note string `json:"note"`
+	// Live is the latest progress of each running consume activity (sent
+	// every progress_seconds); the totals above count finished sessions.
+	Live []activities.ConsumeProgress `json:"live"`
+	// Partitions merges the live per-partition offsets and lag.
+	Partitions   []activities.PartitionProgress `json:"partitions"`
+	Lag          int64                          `json:"lag"`
+	EventsPerSec float64                        `json:"events_per_sec"`
 }
 
 func (in StreamIngestInput) withDefaults() StreamIngestInput {
 	in.ConsumeInput = in.ConsumeInput.WithDefaults()
 	if in.SessionSeconds == 0 {
 		in.SessionSeconds = 600
+	}
+	if in.ProgressSeconds == 0 {
+		in.ProgressSeconds = 5
+	}
+	if in.Parallelism == 0 {
+		in.Parallelism = 1
 	}
 	if in.HeartbeatTimeoutSeconds == 0 {
 		in.HeartbeatTimeoutSeconds = 20
@@ -85,6 +103,9 @@ func (in StreamIngestInput) validate() error {
 	if err := in.ConsumeInput.Validate(); err != nil {
 		return err
 	}
+	if in.Parallelism < 1 || in.Parallelism > 64 {
+		return fmt.Errorf("parallelism: must be 1-64, got %d", in.Parallelism)
+	}
 	if in.HeartbeatTimeoutSeconds < 2 || in.HeartbeatTimeoutSeconds > 600 {
 		return fmt.Errorf("heartbeat_timeout_seconds: must be 2-600, got %d", in.HeartbeatTimeoutSeconds)
 	}
@@ -94,10 +115,18 @@ func (in StreamIngestInput) validate() error {
 	return nil
 }
 
-// StreamIngestWorkflow runs a pipeline continuously: it keeps one
-// long-running Consume activity going (restarting it after each session),
-// obeys the pause and resume signals, answers the status query, and
-// continues as new before its history grows large.
+// consumeSlot is one of the Parallelism consume activities.
+type consumeSlot struct {
+	fut     workflow.Future
+	cancel  workflow.CancelFunc
+	running bool
+	live    *activities.ConsumeProgress
+}
+
+// StreamIngestWorkflow runs a pipeline continuously: it keeps Parallelism
+// long-running Consume activities going (restarting each after its
+// session), obeys the pause and resume signals, answers the status query,
+// and continues as new before its history grows large.
 func StreamIngestWorkflow(ctx workflow.Context, in StreamIngestInput) error {
 	in = in.withDefaults()
 	if err := in.validate(); err != nil {
@@ -109,29 +138,39 @@ func StreamIngestWorkflow(ctx workflow.Context, in StreamIngestInput) error {
 	}
 	st.Runs++
 	phase := "consuming"
-	if st.Paused {
-		phase = "paused"
+	slots := make([]*consumeSlot, in.Parallelism)
+	for i := range slots {
+		slots[i] = &consumeSlot{}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (StreamStatus, error) {
-		return StreamStatus{Pipeline: in.Pipeline, Topic: in.Topic, Phase: phase, StreamState: st,
-			Note: "live offsets, lag and rates: heartbeat details of the pending Consume activity"}, nil
+		return statusOf(in, phase, st, slots), nil
 	}); err != nil {
 		return err
 	}
 
 	pauseCh := workflow.GetSignalChannel(ctx, SignalPause)
 	resumeCh := workflow.GetSignalChannel(ctx, SignalResume)
+	progressCh := workflow.GetSignalChannel(ctx, SignalProgress)
+	onProgress := func(c workflow.ReceiveChannel, _ bool) {
+		var p activities.ProgressSignal
+		c.Receive(ctx, &p)
+		if p.Slot >= 0 && p.Slot < len(slots) && slots[p.Slot].running {
+			pp := p.Progress
+			slots[p.Slot].live = &pp
+		}
+	}
 	applySignals := func() {
 		for {
-			if pauseCh.ReceiveAsync(nil) {
+			switch {
+			case pauseCh.ReceiveAsync(nil):
 				st.Paused = true
-				continue
-			}
-			if resumeCh.ReceiveAsync(nil) {
+			case resumeCh.ReceiveAsync(nil):
 				st.Paused = false
-				continue
+			case progressCh.Len() > 0:
+				onProgress(progressCh, true)
+			default:
+				return
 			}
-			return
 		}
 	}
 
@@ -142,52 +181,18 @@ func StreamIngestWorkflow(ctx workflow.Context, in StreamIngestInput) error {
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
+			// Short: a consumer retried after its worker died should resume fast.
+			MaximumInterval:        5 * time.Second,
 			NonRetryableErrorTypes: []string{"InvalidInput", "InvalidConfig"},
 		},
 	}
-	consumeIn := in.ConsumeInput
-	sessionsThisRun := 0
-
-	for {
-		applySignals()
-		if st.Paused {
-			phase = "paused"
-			workflow.GetLogger(ctx).Info("pipeline paused", "pipeline", in.Pipeline)
-			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(resumeCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); st.Paused = false })
-			sel.AddReceive(pauseCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
-			sel.Select(ctx)
-			if st.Paused {
-				continue
-			}
-		}
-
-		phase = "consuming"
-		actCtx, cancel := workflow.WithCancel(workflow.WithActivityOptions(ctx, ao))
-		fut := workflow.ExecuteActivity(actCtx, activities.ConsumeName, consumeIn)
-		done := false
+	var fatal error
+	finish := func(i int, f workflow.Future) {
 		var prog activities.ConsumeProgress
-		var actErr error
-		for !done {
-			sel := workflow.NewSelector(ctx)
-			sel.AddFuture(fut, func(f workflow.Future) { actErr = f.Get(ctx, &prog); done = true })
-			sel.AddReceive(pauseCh, func(c workflow.ReceiveChannel, _ bool) {
-				c.Receive(ctx, nil)
-				if !st.Paused {
-					st.Paused = true
-					phase = "pausing"
-					cancel()
-				}
-			})
-			sel.AddReceive(resumeCh, func(c workflow.ReceiveChannel, _ bool) {
-				c.Receive(ctx, nil)
-				st.Paused = false // a resume while pausing wins once the session has stopped
-			})
-			sel.Select(ctx)
-		}
-		cancel()
-		sessionsThisRun++
+		err := f.Get(ctx, &prog)
+		s := slots[i]
+		s.running, s.fut, s.live = false, nil, nil
+		s.cancel()
 		st.Sessions++
 		if prog.Pipeline != "" {
 			p := prog
@@ -197,22 +202,78 @@ func StreamIngestWorkflow(ctx workflow.Context, in StreamIngestInput) error {
 			st.Duplicates += prog.Duplicates
 			st.DeadLetters += prog.DeadLetters
 		}
-		if actErr != nil {
+		if err != nil {
 			var canceled *temporal.CanceledError
 			var appErr *temporal.ApplicationError
 			switch {
-			case errors.As(actErr, &canceled):
-				// Paused.
-			case errors.As(actErr, &appErr) && appErr.NonRetryable():
-				st.LastError = actErr.Error()
-				return actErr
+			case errors.As(err, &canceled):
+			case errors.As(err, &appErr) && appErr.NonRetryable():
+				st.LastError = err.Error()
+				fatal = err
 			default:
-				st.LastError = actErr.Error()
+				st.LastError = err.Error()
 			}
 		}
+	}
+	startSlot := func(i int) {
+		actCtx, cancel := workflow.WithCancel(workflow.WithActivityOptions(ctx, ao))
+		cin := in.ConsumeInput
+		cin.Slot = i
+		slots[i].fut = workflow.ExecuteActivity(actCtx, activities.ConsumeName, cin)
+		slots[i].cancel = cancel
+		slots[i].running = true
+	}
+	anyRunning := func() bool {
+		for _, s := range slots {
+			if s.running {
+				return true
+			}
+		}
+		return false
+	}
+	// stopAll cancels every running session and waits until they ended.
+	stopAll := func() {
+		for _, s := range slots {
+			if s.running {
+				s.cancel()
+			}
+		}
+		for anyRunning() {
+			sel := workflow.NewSelector(ctx)
+			for i, s := range slots {
+				if s.running {
+					sel.AddFuture(s.fut, func(f workflow.Future) { finish(i, f) })
+				}
+			}
+			sel.AddReceive(progressCh, onProgress)
+			sel.Select(ctx)
+		}
+	}
+	sessionsThisRun := 0
 
+	for {
+		applySignals()
+		if fatal != nil {
+			stopAll()
+			return fatal
+		}
+		if st.Paused {
+			if anyRunning() {
+				phase = "pausing"
+				stopAll()
+			}
+			phase = "paused"
+			workflow.GetLogger(ctx).Info("pipeline paused", "pipeline", in.Pipeline)
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(resumeCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); st.Paused = false })
+			sel.AddReceive(pauseCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
+			sel.AddReceive(progressCh, onProgress)
+			sel.Select(ctx)
+			continue
+		}
 		if sessionsThisRun >= in.MaxSessionsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			phase = "continuing"
+			stopAll()
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return err
 			}
@@ -222,5 +283,36 @@ func StreamIngestWorkflow(ctx workflow.Context, in StreamIngestInput) error {
 			next.State = &s
 			return workflow.NewContinueAsNewError(ctx, StreamIngestName, next)
 		}
+
+		phase = "consuming"
+		for i, s := range slots {
+			if !s.running {
+				startSlot(i)
+			}
+		}
+		sel := workflow.NewSelector(ctx)
+		for i, s := range slots {
+			sel.AddFuture(s.fut, func(f workflow.Future) { finish(i, f); sessionsThisRun++ })
+		}
+		sel.AddReceive(pauseCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); st.Paused = true })
+		sel.AddReceive(resumeCh, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); st.Paused = false })
+		sel.AddReceive(progressCh, onProgress)
+		sel.Select(ctx)
 	}
+}
+
+// statusOf builds the status query's answer.
+func statusOf(in StreamIngestInput, phase string, st StreamState, slots []*consumeSlot) StreamStatus {
+	out := StreamStatus{Pipeline: in.Pipeline, Topic: in.Topic, Phase: phase, Parallelism: in.Parallelism, StreamState: st}
+	for _, s := range slots {
+		if s.live == nil {
+			continue
+		}
+		out.Live = append(out.Live, *s.live)
+		out.Lag += s.live.Lag
+		out.EventsPerSec += s.live.EventsPerSec
+		out.Partitions = append(out.Partitions, s.live.Partitions...)
+	}
+	sort.Slice(out.Partitions, func(i, j int) bool { return out.Partitions[i].Partition < out.Partitions[j].Partition })
+	return out
 }

@@ -152,3 +152,54 @@ func TestStreamIngestKeepsPauseAcrossContinueAsNew(t *testing.T) {
 	}, time.Minute)
 	env.ExecuteWorkflow(StreamIngestName, in)
 }
+
+func TestStreamIngestParallelSlotsAndLiveStatus(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(StreamIngestWorkflow, workflow.RegisterOptions{Name: StreamIngestName})
+	var calls atomic.Int32
+	env.RegisterActivityWithOptions(blockingConsume(&calls), activity.RegisterOptions{Name: activities.ConsumeName})
+	in := baseInput()
+	in.Parallelism = 3
+	query := func() StreamStatus {
+		v, err := env.QueryWorkflow(QueryStatus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st StreamStatus
+		if err := v.Get(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	env.RegisterDelayedCallback(func() {
+		if calls.Load() != 3 {
+			t.Errorf("consume activities started = %d, want 3", calls.Load())
+		}
+		env.SignalWorkflow(SignalProgress, activities.ProgressSignal{Slot: 1, Progress: activities.ConsumeProgress{
+			Lag: 40, EventsPerSec: 1000, Partitions: []activities.PartitionProgress{{Partition: 2, NextOffset: 10, HighWater: 50, Lag: 40}}}})
+		env.SignalWorkflow(SignalProgress, activities.ProgressSignal{Slot: 2, Progress: activities.ConsumeProgress{
+			Lag: 2, EventsPerSec: 500, Partitions: []activities.PartitionProgress{{Partition: 0, NextOffset: 8, HighWater: 10, Lag: 2}}}})
+	}, time.Second)
+	env.RegisterDelayedCallback(func() {
+		st := query()
+		if st.Parallelism != 3 || st.Lag != 42 || st.EventsPerSec != 1500 || len(st.Partitions) != 2 || st.Partitions[0].Partition != 0 {
+			t.Errorf("live status = %+v", st)
+		}
+		env.SignalWorkflow(SignalPause, nil)
+	}, 2*time.Second)
+	env.RegisterDelayedCallback(func() {
+		st := query()
+		if st.Phase != "paused" || len(st.Live) != 0 || st.Sessions != 3 {
+			t.Errorf("after pause: phase %s, live %d, sessions %d; want paused, 0, 3", st.Phase, len(st.Live), st.Sessions)
+		}
+		env.SignalWorkflow(SignalResume, nil)
+	}, 3*time.Second)
+	env.RegisterDelayedCallback(func() {
+		if calls.Load() != 6 {
+			t.Errorf("after resume: %d activities started, want 6", calls.Load())
+		}
+		env.CancelWorkflow()
+	}, 4*time.Second)
+	env.ExecuteWorkflow(StreamIngestName, in)
+}

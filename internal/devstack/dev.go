@@ -59,6 +59,10 @@ type Config struct {
 	PartitionDaysAhead int
 	// ConsumeOverrides tune the stream pipeline (batch size, writers, ...).
 	ConsumeOverrides activities.ConsumeInput
+	// NoWorker leaves workers to other processes (`sluice worker`).
+	NoWorker bool
+	// NoPipeline does not start the stream workflow.
+	NoPipeline bool
 
 	Logger *slog.Logger
 	// Out receives the summary of where everything listens.
@@ -131,6 +135,8 @@ type Stack struct {
 	Worker    *workers.Worker
 	Collector string // the collector's base URL
 	UIURL     string
+	// TemporalAddress is the frontend the stack's client uses.
+	TemporalAddress string
 
 	publisher *kafka.Publisher
 	cancel    context.CancelFunc
@@ -213,28 +219,45 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		s.UIURL = t.UIURL
 	}
 
-	// Worker.
-	w, err := workers.New(ctx, workers.Options{
-		HostPort: temporalAddr, Namespace: cfg.Namespace, TaskQueue: cfg.TaskQueue,
-		DB: db, KafkaBrokers: s.Brokers, Logger: log,
-	})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	s.Worker = w
-	s.Client = w.Client()
+	// Worker (or only a client when workers run elsewhere).
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := w.Run(runCtx); err != nil {
-			s.errs <- fmt.Errorf("worker: %w", err)
+	if cfg.NoWorker {
+		c, err := workers.DialTemporal(ctx, temporalAddr, cfg.Namespace, "sluice-dev", log)
+		if err != nil {
+			db.Close()
+			return nil, err
 		}
-		w.Close()
-		db.Close()
-	}()
+		s.Client = c
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			<-runCtx.Done()
+			c.Close()
+			db.Close()
+		}()
+	} else {
+		w, err := workers.New(ctx, workers.Options{
+			HostPort: temporalAddr, Namespace: cfg.Namespace, TaskQueue: cfg.TaskQueue,
+			DB: db, KafkaBrokers: s.Brokers, Logger: log,
+		})
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		s.Worker = w
+		s.Client = w.Client()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := w.Run(runCtx); err != nil {
+				s.errs <- fmt.Errorf("worker: %w", err)
+			}
+			w.Close()
+			db.Close()
+		}()
+	}
+	s.TemporalAddress = temporalAddr
 
 	// Collector.
 	pub, err := kafka.NewPublisher(kcfg, cfg.Topic)
@@ -263,6 +286,9 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		}
 	}()
 
+	if cfg.NoPipeline {
+		return s, nil
+	}
 	// The stream pipeline: start it, or keep the one already running.
 	in := workflows.StreamIngestInput{ConsumeInput: cfg.ConsumeOverrides}
 	in.Pipeline, in.Topic = cfg.Pipeline, cfg.Topic
@@ -377,4 +403,3 @@ func redactDSN(dsn string) string {
 	}
 	return cfg.User + "@" + cfg.Net + "(" + cfg.Addr + ")/" + cfg.DBName
 }
-

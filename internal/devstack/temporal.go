@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -65,11 +65,11 @@ type Temporal struct {
 	// Address is the frontend's host:port.
 	Address string
 	// UIURL is the Web UI's base URL ("" when disabled).
-	UIURL string
+	UIURL  string
 	srv    temporal.Server
 	ui     *uiserver.Server
 	logger *quietLogger
-	log   *slog.Logger
+	log    *slog.Logger
 }
 
 // checkTemporalPorts reports the first busy port the server would need.
