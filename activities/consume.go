@@ -74,6 +74,7 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 	}()
 
 	c := newConsumer(a, in, log)
+	defer c.observe()()
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
@@ -142,6 +143,8 @@ type consumer struct {
 type consumeMetrics struct {
 	messages, inserted, duplicates, dead metric.Int64Counter
 	batchLatency                         metric.Float64Histogram
+	lag                                  metric.Int64ObservableGauge
+	rate                                 metric.Float64ObservableGauge
 }
 
 func newConsumer(a *Activities, in ConsumeInput, log *slog.Logger) *consumer {
@@ -152,6 +155,8 @@ func newConsumer(a *Activities, in ConsumeInput, log *slog.Logger) *consumer {
 	m.duplicates, _ = meter.Int64Counter("sluice.consume.duplicates", metric.WithDescription("events already stored (same event_date, event_id)"))
 	m.dead, _ = meter.Int64Counter("sluice.consume.dead_letters", metric.WithDescription("messages parked in dead_letters"))
 	m.batchLatency, _ = meter.Float64Histogram("sluice.consume.batch_latency", metric.WithUnit("ms"), metric.WithDescription("MySQL transaction latency per batch"))
+	m.lag, _ = meter.Int64ObservableGauge("sluice.consume.lag", metric.WithDescription("messages in Kafka not yet committed to MySQL, per partition"))
+	m.rate, _ = meter.Float64ObservableGauge("sluice.consume.rate", metric.WithUnit("{message}/s"), metric.WithDescription("messages committed per second"))
 	c := &consumer{
 		a: a, in: in, log: log,
 		writer:   &store.Writer{DB: a.db},
@@ -162,6 +167,25 @@ func newConsumer(a *Activities, in ConsumeInput, log *slog.Logger) *consumer {
 	}
 	c.prog.Pipeline, c.prog.Topic, c.prog.Slot = in.Pipeline, in.Topic, in.Slot
 	return c
+}
+
+// observe registers the lag and rate gauges for this consumer until the
+// returned function is called.
+func (c *consumer) observe() func() {
+	meter := otel.Meter(instrumentation)
+	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		snap := c.snapshot()
+		base := []attribute.KeyValue{attribute.String("sluice.pipeline", c.in.Pipeline), attribute.String("messaging.destination.name", c.in.Topic)}
+		for _, p := range snap.Partitions {
+			o.ObserveInt64(c.m.lag, p.Lag, metric.WithAttributes(append(base, attribute.Int("messaging.destination.partition.id", int(p.Partition)))...))
+		}
+		o.ObserveFloat64(c.m.rate, snap.EventsPerSec, metric.WithAttributes(append(base, attribute.Int("sluice.slot", c.in.Slot))...))
+		return nil
+	}, c.m.lag, c.m.rate)
+	if err != nil {
+		return func() {}
+	}
+	return func() { _ = reg.Unregister() }
 }
 
 func (c *consumer) saramaConfig() (*sarama.Config, error) {
@@ -193,6 +217,14 @@ func (c *consumer) run(ctx context.Context) error {
 	sc, err := c.saramaConfig()
 	if err != nil {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
+	}
+	// End offsets come from a separate client every couple of seconds, so
+	// the reported lag stays true while backpressure stops fetching.
+	if oc, err := sarama.NewClient(c.a.kafka.Brokers, sc); err == nil {
+		defer oc.Close()
+		go c.refreshHighWater(ctx, oc)
+	} else {
+		c.log.Warn("no client for end offsets; lag comes from fetches only", "err", err)
 	}
 	for ctx.Err() == nil {
 		group, err := sarama.NewConsumerGroup(c.a.kafka.Brokers, c.in.Group, sc)
@@ -318,6 +350,35 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			case w.in <- d: // blocks while the writer is busy: backpressure
 			case <-ctx.Done():
 				return nil
+			}
+		}
+	}
+}
+
+// refreshHighWater polls the end offset of the partitions this consumer
+// owns until ctx ends.
+func (c *consumer) refreshHighWater(ctx context.Context, oc sarama.Client) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		owned := make([]int32, 0, len(c.parts))
+		for p := range c.parts {
+			owned = append(owned, p)
+		}
+		c.mu.Unlock()
+		for _, p := range owned {
+			if hw, err := oc.GetOffset(c.in.Topic, p, sarama.OffsetNewest); err == nil {
+				c.mu.Lock()
+				if pp, ok := c.parts[p]; ok && hw > pp.HighWater {
+					pp.HighWater = hw
+				}
+				c.mu.Unlock()
 			}
 		}
 	}

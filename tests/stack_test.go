@@ -147,6 +147,12 @@ func kafkaConfig(s *devstack.Stack) kafka.Config {
 // every partition, and returns them.
 func waitCaughtUp(t *testing.T, s *devstack.Stack, db *sqlx.DB, topic string, timeout time.Duration) map[int32]int64 {
 	t.Helper()
+	return waitCaughtUpSampling(t, s, db, topic, timeout, func() {})
+}
+
+// waitCaughtUpSampling is waitCaughtUp calling sample between polls.
+func waitCaughtUpSampling(t *testing.T, s *devstack.Stack, db *sqlx.DB, topic string, timeout time.Duration, sample func()) map[int32]int64 {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var end, stored map[int32]int64
 	for time.Now().Before(deadline) {
@@ -159,6 +165,7 @@ func waitCaughtUp(t *testing.T, s *devstack.Stack, db *sqlx.DB, topic string, ti
 		if offsetsEqual(end, stored) {
 			return end
 		}
+		sample()
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("consumer did not catch up within %s: end offsets %v, kafka_offsets %v", timeout, end, stored)

@@ -60,11 +60,26 @@ func New(t testing.TB) (*sqlx.DB, string) {
 		_, _ = db.Exec("DROP DATABASE IF EXISTS " + store.QuoteIdent(name))
 		db.Close()
 	})
+	migrateDB(ctx, t, db, name)
+	return db, dsn
+}
+
+func migrate(ctx context.Context, t testing.TB, dsn, name string) {
+	t.Helper()
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("opening %s: %v", name, err)
+	}
+	defer db.Close()
+	migrateDB(ctx, t, db, name)
+}
+
+func migrateDB(ctx context.Context, t testing.TB, db *sqlx.DB, name string) {
+	t.Helper()
 	if _, err := schemas.Migrate(ctx, db.DB); err != nil {
 		t.Fatalf("migrating %s: %v", name, err)
 	}
 	if _, err := store.EnsureStreamPartitions(ctx, db, time.Now(), 7); err != nil {
 		t.Fatalf("creating partitions in %s: %v", name, err)
 	}
-	return db, dsn
 }
