@@ -118,6 +118,42 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 	return final, nil
 }
 
+// ConsumeLoop runs the same consume-and-write loop as the Consume activity
+// outside Temporal (benchmarks and tools): no heartbeats, no signals.
+// progress, when not nil, gets a snapshot every second. It runs until ctx
+// is done or in.SessionSeconds pass, and returns the final progress.
+func (a *Activities) ConsumeLoop(ctx context.Context, in ConsumeInput, progress func(ConsumeProgress)) (ConsumeProgress, error) {
+	in = in.WithDefaults()
+	if err := in.Validate(); err != nil {
+		return ConsumeProgress{}, err
+	}
+	if in.SessionSeconds > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(in.SessionSeconds)*time.Second)
+		defer cancel()
+	}
+	c := newConsumer(a, in, a.logger.With("pipeline", in.Pipeline, "topic", in.Topic))
+	defer c.observe()()
+	if progress != nil {
+		runCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-t.C:
+					progress(c.snapshot())
+				}
+			}
+		}()
+	}
+	err := c.run(ctx)
+	return c.snapshot(), err
+}
+
 type decoded struct {
 	msg    *sarama.ConsumerMessage
 	event  schemas.Event
