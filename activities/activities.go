@@ -19,7 +19,8 @@ import (
 
 // Registered activity names: a durable API, never rename one.
 const (
-	ConsumeName = "Consume"
+	ConsumeName           = "Consume"
+	ReplayDeadLettersName = "ReplayDeadLetters"
 )
 
 // Deps are what the activities need from the process that hosts them.
@@ -57,4 +58,5 @@ func New(deps Deps) (*Activities, error) {
 // Register registers every activity under its durable name.
 func Register(r worker.ActivityRegistry, a *Activities) {
 	r.RegisterActivityWithOptions(a.Consume, activity.RegisterOptions{Name: ConsumeName})
+	r.RegisterActivityWithOptions(a.ReplayDeadLetters, activity.RegisterOptions{Name: ReplayDeadLettersName})
 }

@@ -162,7 +162,7 @@ func Migrate(ctx context.Context, db *sql.DB) ([]int, error) {
 			continue
 		}
 		for i, stmt := range m.Statements() {
-			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			if _, err := conn.ExecContext(ctx, stmt); err != nil && !alreadyApplied(err) {
 				return done, fmt.Errorf("applying migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
@@ -174,4 +174,18 @@ func Migrate(ctx context.Context, db *sql.DB) ([]int, error) {
 		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// alreadyApplied reports errors that mean a statement's change is already
+// there (a migration that crashed after some statements is run again):
+// table exists, duplicate column, duplicate key name. MySQL 8 has no ADD
+// COLUMN IF NOT EXISTS, so this keeps ALTERs re-runnable on both servers.
+// (Matched on the driver's "Error NNNN" text so schemas needs no driver.)
+func alreadyApplied(err error) bool {
+	for _, code := range []string{"Error 1050 ", "Error 1060 ", "Error 1061 "} {
+		if strings.HasPrefix(err.Error(), code) {
+			return true
+		}
+	}
+	return false
 }

@@ -19,7 +19,7 @@ func TestMigrationsParse(t *testing.T) {
 	if len(migs) == 0 || migs[0].Version != 1 {
 		t.Fatalf("migrations = %+v", migs)
 	}
-	if n := len(migs[0].Statements()); n != 4 {
+	if n := len(migs[0].Statements()); n != 4 || len(migs) < 2 {
 		t.Fatalf("0001 has %d statements, want 4", n)
 	}
 }

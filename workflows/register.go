@@ -8,4 +8,5 @@ import (
 // Register registers every workflow under its durable name.
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(StreamIngestWorkflow, workflow.RegisterOptions{Name: StreamIngestName})
+	r.RegisterWorkflowWithOptions(DeadLetterReplayWorkflow, workflow.RegisterOptions{Name: DeadLetterReplayName})
 }

@@ -35,6 +35,8 @@ commands:
   collect   run the HTTP collector (POST /v1/events -> Kafka)
   migrate   apply MySQL migrations and create daily partitions
   loadgen   generate synthetic restaurant-sharing events
+  deadletters list | replay
+            show parked messages; re-ingest chosen ones after a fix
   version   print the version
 
 Run 'sluice <command> -h' for a command's flags.`
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fn = cmdMigrate
 	case "loadgen":
 		fn = cmdLoadgen
+	case "deadletters":
+		fn = cmdDeadLetters
 	case "version":
 		fmt.Fprintln(stdout, "sluice", version)
 		return nil
