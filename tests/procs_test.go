@@ -35,6 +35,7 @@ func sluiceBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "sluice")
+		//lint:ignore SA1019 the test binary runs where it was built, with that toolchain
 		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 		cmd := exec.Command(goBin, "build", "-o", binPath, "./cmd/sluice")
 		cmd.Dir = ".."

@@ -74,15 +74,6 @@ func portFree(port int) bool {
 	return true
 }
 
-// testStack is a dev stack on private ports, a private data dir and a
-// private MySQL database.
-type testStack struct {
-	*devstack.Stack
-	cfg devstack.Config
-	db  *sqlx.DB
-	dsn string
-}
-
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("SLUICE_TEST_VERBOSE") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

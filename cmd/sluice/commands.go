@@ -17,6 +17,7 @@ import (
 	"github.com/sluicedata/sluice/internal/kafka"
 	"github.com/sluicedata/sluice/internal/loadgen"
 	"github.com/sluicedata/sluice/internal/store"
+	"github.com/sluicedata/sluice/internal/tail"
 	"github.com/sluicedata/sluice/schemas"
 	"github.com/sluicedata/sluice/workers"
 )
@@ -73,13 +74,16 @@ func cmdWorker(ctx context.Context, args []string, out io.Writer, log *slog.Logg
 
 func cmdCollect(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
 	d := collector.DefaultConfig()
-	fs := newFlagSet("collect", "Run the HTTP collector: POST /v1/events -> Kafka.")
+	fs := newFlagSet("collect", "Run the HTTP collector: POST /v1/events -> Kafka; with --tail, also follow log files and ship their lines.")
 	addr := fs.String("addr", d.Addr, "listen address")
 	token := fs.String("token", "", "bearer token required on POST /v1/events (empty: none)")
 	brokers := fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers")
 	topic := fs.String("topic", "events", "Kafka topic")
 	maxBody := fs.Int("max-body-bytes", int(d.MaxBodyBytes), "largest request body (413 above)")
 	maxEvents := fs.Int("max-events", d.MaxEvents, "most events per request (413 above)")
+	tailGlobs := fs.String("tail", "", "comma-separated globs of log files to follow and ship to Kafka (empty: none)")
+	tailPositions := fs.String("tail-positions", tail.DefaultPositionsFile, "file recording how far each followed file has been acknowledged")
+	source := fs.String("source", "", "user_id of events made from plain log lines (empty: the host name)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -93,8 +97,33 @@ func cmdCollect(ctx context.Context, args []string, out io.Writer, log *slog.Log
 	if err != nil {
 		return err
 	}
+	var tailer *tail.Tailer
+	if globs := splitList(*tailGlobs); len(globs) > 0 {
+		tc := tail.DefaultConfig()
+		tc.Globs, tc.PositionsFile = globs, *tailPositions
+		if *source != "" {
+			tc.Source = *source
+		}
+		if tailer, err = tail.New(tc, pub, log); err != nil {
+			return err
+		}
+	}
 	log.Info("collector listening", "addr", d.Addr, "topic", *topic)
-	return srv.ListenAndServe(ctx)
+	if tailer == nil {
+		return srv.ListenAndServe(ctx)
+	}
+	// Serve and tail until ctx ends or either fails, which stops the other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ListenAndServe(ctx) }()
+	go func() { errc <- tailer.Run(ctx) }()
+	err = <-errc
+	cancel()
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return err
 }
 
 func cmdMigrate(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
