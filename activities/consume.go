@@ -60,9 +60,9 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 		defer stop()
 	}
 
-	// A stopping worker ends the session at once and fails the attempt, so
-	// Temporal retries it on a live worker instead of waiting for the
-	// worker's stop timeout or a heartbeat timeout.
+	// A stopping worker ends the session at once, so the next session runs
+	// on a live worker instead of waiting for the worker's stop timeout or a
+	// heartbeat timeout.
 	var workerStopping atomic.Bool
 	go func() {
 		select {
@@ -110,7 +110,10 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 		return final, ctx.Err()
 	}
 	if workerStopping.Load() {
-		return final, temporal.NewApplicationError("worker is stopping; the consume session moves to another worker", "WorkerStopping")
+		// End the session normally: the workflow starts the next one, which
+		// any live worker picks up (no error, no retry backoff).
+		log.Info("worker stopping; consume session ends here and continues on another worker")
+		return final, nil
 	}
 	if err != nil {
 		return final, err
