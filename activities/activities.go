@@ -19,8 +19,9 @@ import (
 
 // Registered activity names: a durable API, never rename one.
 const (
-	ConsumeName           = "Consume"
-	ReplayDeadLettersName = "ReplayDeadLetters"
+	ConsumeName            = "Consume"
+	ReplayDeadLettersName  = "ReplayDeadLetters"
+	MaintainPartitionsName = "MaintainPartitions"
 )
 
 // Deps are what the activities need from the process that hosts them.
@@ -59,4 +60,5 @@ func New(deps Deps) (*Activities, error) {
 func Register(r worker.ActivityRegistry, a *Activities) {
 	r.RegisterActivityWithOptions(a.Consume, activity.RegisterOptions{Name: ConsumeName})
 	r.RegisterActivityWithOptions(a.ReplayDeadLetters, activity.RegisterOptions{Name: ReplayDeadLettersName})
+	r.RegisterActivityWithOptions(a.MaintainPartitions, activity.RegisterOptions{Name: MaintainPartitionsName})
 }

@@ -9,4 +9,5 @@ import (
 func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(StreamIngestWorkflow, workflow.RegisterOptions{Name: StreamIngestName})
 	r.RegisterWorkflowWithOptions(DeadLetterReplayWorkflow, workflow.RegisterOptions{Name: DeadLetterReplayName})
+	r.RegisterWorkflowWithOptions(PartitionMaintenanceWorkflow, workflow.RegisterOptions{Name: PartitionMaintenanceName})
 }

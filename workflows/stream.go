@@ -179,8 +179,8 @@ func StreamIngestWorkflow(ctx workflow.Context, in StreamIngestInput) error {
 		HeartbeatTimeout:    time.Duration(in.HeartbeatTimeoutSeconds) * time.Second,
 		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
 			// Short: a consumer retried after its worker died should resume fast.
 			MaximumInterval:        5 * time.Second,
 			NonRetryableErrorTypes: []string{"InvalidInput", "InvalidConfig"},

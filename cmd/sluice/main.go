@@ -35,6 +35,9 @@ commands:
   collect   run the HTTP collector (POST /v1/events -> Kafka)
   migrate   apply MySQL migrations and create daily partitions
   loadgen   generate synthetic restaurant-sharing events
+  bench     measure throughput (vs the MySQL ceiling), freshness and worker memory
+  schedule  list | create | trigger | pause | unpause | delete | backfill
+            manage Temporal Schedules (sluice dev creates the defaults)
   deadletters list | replay
             show parked messages; re-ingest chosen ones after a fix
   version   print the version
@@ -75,8 +78,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fn = cmdMigrate
 	case "loadgen":
 		fn = cmdLoadgen
+	case "bench":
+		fn = cmdBench
 	case "deadletters":
 		fn = cmdDeadLetters
+	case "schedule":
+		fn = cmdSchedule
 	case "version":
 		fmt.Fprintln(stdout, "sluice", version)
 		return nil

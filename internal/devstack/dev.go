@@ -22,6 +22,7 @@ import (
 	"github.com/sluicedata/sluice/activities"
 	"github.com/sluicedata/sluice/internal/collector"
 	"github.com/sluicedata/sluice/internal/kafka"
+	"github.com/sluicedata/sluice/internal/schedules"
 	"github.com/sluicedata/sluice/internal/store"
 	"github.com/sluicedata/sluice/schemas"
 	"github.com/sluicedata/sluice/workers"
@@ -289,6 +290,10 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if cfg.NoPipeline {
 		return s, nil
 	}
+	// Default schedules (partition maintenance daily), created once.
+	if _, err := schedules.Ensure(ctx, s.Client, cfg.TaskQueue, schedules.Defaults()); err != nil {
+		return nil, err
+	}
 	// The stream pipeline: start it, or keep the one already running.
 	in := workflows.StreamIngestInput{ConsumeInput: cfg.ConsumeOverrides}
 	in.Pipeline, in.Topic = cfg.Pipeline, cfg.Topic
@@ -328,6 +333,9 @@ func (s *Stack) PrintSummary(w io.Writer) {
 	fmt.Fprintf(w, "  MySQL             %s\n", redactDSN(c.MySQLDSN))
 	fmt.Fprintf(w, "  Collector         POST %s/v1/events   (GET /healthz, /readyz)\n", s.Collector)
 	fmt.Fprintf(w, "  Stream pipeline   %s %s: topic %s -> MySQL\n", workflows.StreamIngestName, StreamWorkflowID(c.Pipeline), c.Topic)
+	for _, d := range schedules.Defaults() {
+		fmt.Fprintf(w, "  Schedule          %s: %s at cron %q (UTC)\n", d.ID, d.Workflow, d.Cron)
+	}
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }
 

@@ -109,8 +109,10 @@ func EnsureDailyPartitions(ctx context.Context, db *sqlx.DB, table string, from,
 			newest = p.Day
 		}
 	}
+	// Daily partitions stay contiguous: continue right after the newest one
+	// (a gap would make one partition hold many days).
 	start := truncDay(from)
-	if !newest.IsZero() && !start.After(newest) {
+	if !newest.IsZero() {
 		start = newest.AddDate(0, 0, 1)
 	}
 	end := truncDay(to)
