@@ -22,6 +22,7 @@ const (
 	ConsumeName            = "Consume"
 	ReplayDeadLettersName  = "ReplayDeadLetters"
 	MaintainPartitionsName = "MaintainPartitions"
+	ReconcileName          = "Reconcile"
 )
 
 // Deps are what the activities need from the process that hosts them.
@@ -61,4 +62,5 @@ func Register(r worker.ActivityRegistry, a *Activities) {
 	r.RegisterActivityWithOptions(a.Consume, activity.RegisterOptions{Name: ConsumeName})
 	r.RegisterActivityWithOptions(a.ReplayDeadLetters, activity.RegisterOptions{Name: ReplayDeadLettersName})
 	r.RegisterActivityWithOptions(a.MaintainPartitions, activity.RegisterOptions{Name: MaintainPartitionsName})
+	r.RegisterActivityWithOptions(a.Reconcile, activity.RegisterOptions{Name: ReconcileName})
 }

@@ -10,4 +10,5 @@ func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(StreamIngestWorkflow, workflow.RegisterOptions{Name: StreamIngestName})
 	r.RegisterWorkflowWithOptions(DeadLetterReplayWorkflow, workflow.RegisterOptions{Name: DeadLetterReplayName})
 	r.RegisterWorkflowWithOptions(PartitionMaintenanceWorkflow, workflow.RegisterOptions{Name: PartitionMaintenanceName})
+	r.RegisterWorkflowWithOptions(ReconcileWorkflow, workflow.RegisterOptions{Name: ReconcileName})
 }

@@ -4,6 +4,7 @@
 package aggregate
 
 import (
+	"sort"
 	"time"
 
 	"github.com/sluicedata/sluice/schemas"
@@ -41,11 +42,20 @@ func (k MinuteKey) Less(o MinuteKey) bool {
 	return k.City < o.City
 }
 
-// MinuteSQL is the batch-side definition over the events table: the same
-// buckets as KeyOf, computed from stored rows (occurred_at is stored in UTC,
-// and event_date is the UTC date, so a minute never straddles two dates).
-const MinuteSQL = `SELECT event_date, DATE_FORMAT(occurred_at, '%Y-%m-%d %H:%i:00') AS minute_start,
-  type, item_id, channel, city, COUNT(*) AS cnt
-FROM events
-WHERE event_date BETWEEN ? AND ? AND occurred_at >= ? AND occurred_at < ?
-GROUP BY event_date, minute_start, type, item_id, channel, city`
+// Counts is a set of minute buckets and their counts.
+type Counts map[MinuteKey]int64
+
+// Add counts one event in its bucket. The stream path (per batch, new
+// events only) and the batch path (recomputing from the events table) both
+// go through here, so they cannot disagree on what a bucket is.
+func (c Counts) Add(e *schemas.Event) { c[KeyOf(e)]++ }
+
+// Keys returns the buckets in Less order.
+func (c Counts) Keys() []MinuteKey {
+	out := make([]MinuteKey, 0, len(c))
+	for k := range c {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
+	return out
+}

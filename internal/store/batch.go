@@ -364,16 +364,12 @@ func upsertCounts(ctx context.Context, tx *sqlx.Tx, fresh []*EventRow, now time.
 	if len(fresh) == 0 {
 		return 0, nil
 	}
-	counts := make(map[aggregate.MinuteKey]int64, len(fresh))
+	counts := make(aggregate.Counts, len(fresh))
 	for _, r := range fresh {
-		counts[aggregate.KeyOf(&r.Event)]++
-	}
-	keys := make([]aggregate.MinuteKey, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
+		counts.Add(&r.Event)
 	}
 	// A fixed order keeps concurrent writers from deadlocking on each other.
-	sort.Slice(keys, func(i, j int) bool { return keys[i].Less(keys[j]) })
+	keys := counts.Keys()
 	const chunk = 2000
 	for start := 0; start < len(keys); start += chunk {
 		part := keys[start:min(start+chunk, len(keys))]
