@@ -52,5 +52,8 @@ fmt: go ## gofmt the tree
 	$(eval GO := $(shell GO_VERSION=$(GO_VERSION) deploy/dev/ensure-go.sh))
 	$(dir $(GO))gofmt -l -w $$(git ls-files '*.go')
 
+bench: build ## measure ceiling vs end-to-end throughput, freshness and worker RSS (private MariaDB; BENCH_ARGS="--events N --mysql-dsn ...")
+	./bin/sluice bench $(BENCH_ARGS)
+
 clean: ## remove build output (keeps $(DATA_DIR))
 	rm -rf bin

@@ -1,0 +1,1117 @@
+// Package bench is `sluice bench`: on one machine and the same generated
+// events it measures (a) the ceiling, the rows/s MySQL absorbs into a copy
+// of the events table by the best of multi-row INSERT and LOAD DATA LOCAL
+// INFILE; (b) Sluice end to end, Kafka to MySQL through
+// StreamIngestWorkflow and a `sluice worker` process; (c) the same
+// consume-and-write loop without Temporal (activities.ConsumeLoop);
+// (d) freshness, POST to the event's minute count, at half of (b)'s rate;
+// and (e) the worker's peak RSS. Like internal/devstack it links the
+// Temporal server, so only cmd/sluice imports it.
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/sluicedata/sluice/activities"
+	"github.com/sluicedata/sluice/internal/devstack"
+	"github.com/sluicedata/sluice/internal/kafka"
+	"github.com/sluicedata/sluice/internal/store"
+	"github.com/sluicedata/sluice/schemas"
+	"github.com/sluicedata/sluice/workflows"
+)
+
+// Config configures a benchmark run. Zero values take DefaultConfig's.
+type Config struct {
+	// Events pre-produced to the topic and written in every phase.
+	Events int
+	// MySQLDSN of an existing server (its database name, if any, prefixes
+	// the databases the bench creates and drops); empty starts a private
+	// MariaDB sized for benchmarks.
+	MySQLDSN string
+	// WorkerBinary is the sluice binary run as `sluice worker` (required
+	// unless SkipE2E).
+	WorkerBinary string
+
+	SkipCeiling   bool
+	SkipBare      bool
+	SkipE2E       bool
+	SkipFreshness bool
+
+	// CeilingBatches and CeilingWriters are the sweep; CeilingSampleRows
+	// are written per sweep point before the best point runs on all rows.
+	CeilingBatches    []int
+	CeilingWriters    []int
+	CeilingSampleRows int
+	// FreshnessSeconds of posting at half the end-to-end rate.
+	FreshnessSeconds int
+	// CPUProfile, when set, receives a CPU profile of this process during
+	// the bare loop (c).
+	CPUProfile string
+	// MemProfile, when set, receives a heap profile of this process taken
+	// 3 s into the bare loop (c).
+	MemProfile string
+	// Consume overrides the consumer settings of (b) and (c) alike.
+	Consume activities.ConsumeInput
+
+	Seed       int64
+	Partitions int
+	// KeepData leaves the data directory (and external databases) behind.
+	KeepData bool
+
+	Logger *slog.Logger
+	// Out receives the human-readable lines (nil: none).
+	Out io.Writer
+}
+
+// DefaultConfig is what `sluice bench` runs with no flags.
+func DefaultConfig() Config {
+	return Config{
+		Events:            500_000,
+		CeilingBatches:    []int{1000, 2000, 5000},
+		CeilingWriters:    []int{1, 2, 3},
+		CeilingSampleRows: 100_000,
+		FreshnessSeconds:  20,
+		Seed:              42,
+		Partitions:        6,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Events <= 0 {
+		c.Events = d.Events
+	}
+	if len(c.CeilingBatches) == 0 {
+		c.CeilingBatches = d.CeilingBatches
+	}
+	if len(c.CeilingWriters) == 0 {
+		c.CeilingWriters = d.CeilingWriters
+	}
+	if c.CeilingSampleRows <= 0 {
+		c.CeilingSampleRows = d.CeilingSampleRows
+	}
+	if c.FreshnessSeconds <= 0 {
+		c.FreshnessSeconds = d.FreshnessSeconds
+	}
+	if c.Seed == 0 {
+		c.Seed = d.Seed
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = d.Partitions
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	return c
+}
+
+// Result is the benchmark's outcome; the JSON keys are the report's.
+type Result struct {
+	CeilingRowsPerSec float64 `json:"ceiling_rows_per_s"`
+	E2EEventsPerSec   float64 `json:"e2e_events_per_s"`
+	BareEventsPerSec  float64 `json:"bare_events_per_s"`
+	RatioE2ECeiling   float64 `json:"ratio_e2e_ceiling"`
+	RatioE2EBare      float64 `json:"ratio_e2e_bare"`
+	FreshnessP50Ms    float64 `json:"freshness_p50_ms"`
+	FreshnessP99Ms    float64 `json:"freshness_p99_ms"`
+	WorkerPeakRSSMB   float64 `json:"worker_peak_rss_mb"`
+
+	WorkerPeakAnonMB float64 `json:"worker_peak_rss_anon_mb,omitempty"`
+	WorkerPeakFileMB float64 `json:"worker_peak_rss_file_mb,omitempty"`
+
+	Events         int               `json:"events"`
+	CeilingMethod  string            `json:"ceiling_method,omitempty"`
+	CeilingBatch   int               `json:"ceiling_batch,omitempty"`
+	CeilingWriters int               `json:"ceiling_writers,omitempty"`
+	CeilingSweep   []ceilingRun      `json:"ceiling_sweep,omitempty"`
+	CeilingFull    []ceilingRun      `json:"ceiling_full_runs,omitempty"`
+	MySQLSettings  map[string]string `json:"mysql_settings"`
+	MySQLPrivate   bool              `json:"mysql_private"`
+
+	E2ESeconds            float64 `json:"e2e_s,omitempty"`
+	E2EFirstCommitSeconds float64 `json:"e2e_first_commit_s,omitempty"`
+	E2ESteadyEventsPerSec float64 `json:"e2e_steady_events_per_s,omitempty"`
+	BareSeconds           float64 `json:"bare_s,omitempty"`
+	BareFirstCommitSecs   float64 `json:"bare_first_commit_s,omitempty"`
+	BareSteadyEventsPerS  float64 `json:"bare_steady_events_per_s,omitempty"`
+
+	FreshnessRate       float64 `json:"freshness_rate_events_per_s,omitempty"`
+	FreshnessPostedRate float64 `json:"freshness_posted_events_per_s,omitempty"`
+	FreshnessEvents     int     `json:"freshness_events,omitempty"`
+	FreshnessMaxMs      float64 `json:"freshness_max_ms,omitempty"`
+	FreshnessP99SendMs  float64 `json:"freshness_p99_from_send_ms,omitempty"`
+
+	CPU        map[string]CPUUse  `json:"cpu,omitempty"`
+	CPUProbeMs map[string]float64 `json:"cpu_probe_ms,omitempty"`
+	Cores      int                `json:"cores"`
+	LoadAvg    string             `json:"loadavg_at_start"`
+	TargetsMet map[string]bool    `json:"targets_met"`
+	Seconds    float64            `json:"bench_s"`
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+type runner struct {
+	cfg   Config
+	out   io.Writer
+	start time.Time
+	res   Result
+
+	dir      string
+	mysqld   *mysqld
+	server   *mysql.Config // server DSN, no database
+	mysqlPID int           // the server's process when it runs on this machine
+	dbName   string        // e2e database (also holds the ceiling table)
+	bareName string
+	stack    *devstack.Stack
+	kcfg     kafka.Config
+	topic    string
+	end      map[int32]int64
+	worker   *workerProc
+	// ceilingSum is the checksum of the ceiling table's rows.
+	ceilingSum tableSum
+}
+
+func (r *runner) say(format string, args ...any) {
+	fmt.Fprintf(r.out, "[%6.1fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// Run runs the benchmark and returns its result. Human-readable progress
+// and figures go to cfg.Out.
+func Run(ctx context.Context, cfg Config) (res Result, err error) {
+	cfg = cfg.withDefaults()
+	r := &runner{cfg: cfg, out: cfg.Out, start: time.Now(), topic: "events"}
+	r.res = Result{Events: cfg.Events, Cores: numCPU(), LoadAvg: loadAvg(), CPU: map[string]CPUUse{}}
+	if !cfg.SkipE2E && cfg.WorkerBinary == "" {
+		return r.res, errors.New("bench: WorkerBinary: required for the end-to-end phase")
+	}
+	if r.dir, err = os.MkdirTemp("", "sluice-bench-"); err != nil {
+		return r.res, err
+	}
+	defer r.cleanup()
+
+	r.say("sluice bench: %d events, %d cores, load average %s (other processes on the machine skew the figures)", cfg.Events, r.res.Cores, r.res.LoadAvg)
+	if err := r.setupMySQL(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.setupStack(ctx); err != nil {
+		return r.res, err
+	}
+	if err := r.eventsAndCeiling(ctx); err != nil {
+		return r.res, err
+	}
+	runtime.GC() // the ceiling's rows
+	if !cfg.SkipBare {
+		if err := r.bare(ctx); err != nil {
+			return r.res, fmt.Errorf("bare loop: %w", err)
+		}
+	}
+	if !cfg.SkipE2E {
+		if err := r.e2e(ctx); err != nil {
+			return r.res, fmt.Errorf("end to end: %w", err)
+		}
+		if !cfg.SkipFreshness {
+			if err := r.freshness(ctx); err != nil {
+				return r.res, fmt.Errorf("freshness: %w", err)
+			}
+		}
+		r.res.WorkerPeakRSSMB = r.worker.peak()
+		m := r.worker.peakSample()
+		r.res.WorkerPeakAnonMB, r.res.WorkerPeakFileMB = m.anon, m.file
+		r.say("(e) WORKER PEAK RSS %.0f MB (max of VmRSS sampled every 100 ms during (b) and (d), and VmHWM); at the highest sample, %.0f MB anonymous (heap, stacks) + %.0f MB file-backed (the binary's pages)",
+			r.res.WorkerPeakRSSMB, m.anon, m.file)
+	}
+	r.finish()
+	return r.res, nil
+}
+
+// eventsAndCeiling generates and pre-produces the events, and measures the
+// ceiling (a) on the same rows.
+func (r *runner) eventsAndCeiling(ctx context.Context) error {
+	rows, err := r.prepareEvents(ctx)
+	if err != nil {
+		return err
+	}
+	if r.cfg.SkipCeiling {
+		return nil
+	}
+	if err := r.ceiling(ctx, rows); err != nil {
+		return fmt.Errorf("ceiling: %w", err)
+	}
+	return nil
+}
+
+func (r *runner) cleanup() {
+	if r.worker != nil {
+		r.worker.stop()
+	}
+	if r.stack != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		_ = r.stack.Stop(sctx)
+		cancel()
+	}
+	if r.mysqld == nil && r.server != nil && !r.cfg.KeepData {
+		// Our databases on someone else's server.
+		if db, err := openServer(context.Background(), r.server); err == nil {
+			for _, name := range []string{r.dbName, r.bareName} {
+				if name != "" {
+					_, _ = db.Exec("DROP DATABASE IF EXISTS " + store.QuoteIdent(name))
+				}
+			}
+			db.Close()
+		}
+	}
+	r.mysqld.stop()
+	if r.cfg.KeepData {
+		r.say("data kept in %s", r.dir)
+	} else {
+		_ = os.RemoveAll(r.dir)
+	}
+}
+
+func openServer(ctx context.Context, server *mysql.Config) (*sqlx.DB, error) {
+	c := server.Clone()
+	c.DBName = ""
+	conn, err := mysql.NewConnector(c)
+	if err != nil {
+		return nil, err
+	}
+	db := sqlx.NewDb(sql.OpenDB(conn), "mysql")
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (r *runner) dsn(name string) string {
+	c := r.server.Clone()
+	c.DBName = name
+	return c.FormatDSN()
+}
+
+func (r *runner) setupMySQL(ctx context.Context) error {
+	prefix := "sluice_bench"
+	if r.cfg.MySQLDSN == "" {
+		r.say("starting a private MariaDB sized for benchmarks (%s) ...", strings.Join(privateSettings, " "))
+		m, err := startMySQL(ctx, filepath.Join(r.dir, "mysql"))
+		if err != nil {
+			return err
+		}
+		r.mysqld = m
+		r.res.MySQLPrivate = true
+		if r.server, err = mysql.ParseDSN(m.serverDSN()); err != nil {
+			return err
+		}
+	} else {
+		c, err := mysql.ParseDSN(r.cfg.MySQLDSN)
+		if err != nil {
+			return fmt.Errorf("--mysql-dsn: %w", err)
+		}
+		if c.DBName != "" {
+			prefix = c.DBName
+		}
+		r.server = c
+		prefix += "_" + strconv.FormatInt(time.Now().Unix(), 36)
+	}
+	r.dbName, r.bareName = prefix, prefix+"_bare"
+	db, err := openServer(ctx, r.server)
+	if err != nil {
+		return fmt.Errorf("connecting to MySQL at %s: %w", r.server.Addr, err)
+	}
+	defer db.Close()
+	for _, name := range []string{r.dbName, r.bareName} {
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+store.QuoteIdent(name)); err != nil {
+			return err
+		}
+	}
+	var s struct {
+		Version    string `db:"version"`
+		BufferPool int64  `db:"bp"`
+		Flush      string `db:"flush"`
+		LogBin     string `db:"log_bin"`
+		LogFile    int64  `db:"log_file"`
+		LocalInf   string `db:"local_infile"`
+		MaxPacket  int64  `db:"max_packet"`
+	}
+	if err := db.GetContext(ctx, &s, `SELECT @@version AS version, @@innodb_buffer_pool_size AS bp, @@innodb_flush_log_at_trx_commit AS flush,
+		@@log_bin AS log_bin, @@innodb_log_file_size AS log_file, @@local_infile AS local_infile, @@max_allowed_packet AS max_packet`); err != nil {
+		return fmt.Errorf("reading MySQL settings: %w", err)
+	}
+	r.res.MySQLSettings = map[string]string{
+		"version":                        s.Version,
+		"innodb_buffer_pool_size":        strconv.FormatInt(s.BufferPool, 10),
+		"innodb_flush_log_at_trx_commit": s.Flush,
+		"log_bin":                        s.LogBin,
+		"innodb_log_file_size":           strconv.FormatInt(s.LogFile, 10),
+		"local_infile":                   s.LocalInf,
+		"max_allowed_packet":             strconv.FormatInt(s.MaxPacket, 10),
+	}
+	r.mysqlPID = r.mysqld.pid()
+	if r.mysqlPID == 0 {
+		// A server on this machine: its pid file names the process to meter.
+		var pidFile string
+		if host, _, err := net.SplitHostPort(r.server.Addr); err == nil && (host == "127.0.0.1" || host == "localhost" || host == "::1") {
+			if db.GetContext(ctx, &pidFile, "SELECT @@pid_file") == nil {
+				if b, err := os.ReadFile(pidFile); err == nil {
+					if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && cpuSeconds(pid) > 0 {
+						r.mysqlPID = pid
+					}
+				}
+			}
+		}
+	}
+	where := "private instance (" + r.server.Addr + ")"
+	if r.mysqld == nil {
+		where = "existing server " + r.server.Addr
+	}
+	r.say("MySQL: %s, version %s, innodb_buffer_pool_size %s, innodb_flush_log_at_trx_commit %s, log_bin %s, innodb_log_file_size %s, local_infile %s",
+		where, s.Version, mib(s.BufferPool), s.Flush, s.LogBin, mib(s.LogFile), s.LocalInf)
+	return nil
+}
+
+func mib(n int64) string { return strconv.FormatInt(n>>20, 10) + " MiB" }
+
+// stackPorts finds a Temporal base port whose +1, +2 and +6 are free too.
+func temporalPort() (int, error) {
+	for attempt := 0; attempt < 100; attempt++ {
+		base := 20000 + rand.IntN(30000)
+		ok := true
+		for _, off := range []int{0, 1, 2, 6} {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+off))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, errors.New("no free port range for the embedded Temporal server")
+}
+
+func (r *runner) setupStack(ctx context.Context) error {
+	tport, err := temporalPort()
+	if err != nil {
+		return err
+	}
+	kport, err := devstack.FreePort()
+	if err != nil {
+		return err
+	}
+	cport, err := devstack.FreePort()
+	if err != nil {
+		return err
+	}
+	r.say("starting the dev stack without a worker: embedded Temporal server on :%d, in-process Kafka broker on :%d (%d partitions), collector on :%d", tport, kport, r.cfg.Partitions, cport)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	s, err := devstack.Start(sctx, devstack.Config{
+		DataDir:       filepath.Join(r.dir, "stack"),
+		TemporalPort:  tport,
+		UIPort:        -1,
+		KafkaPort:     kport,
+		CollectorAddr: "127.0.0.1:" + strconv.Itoa(cport),
+		MySQLDSN:      r.dsn(r.dbName),
+		Topic:         r.topic,
+		Pipeline:      "default",
+		Partitions:    r.cfg.Partitions,
+		NoWorker:      true,
+		NoPipeline:    true,
+		Logger:        r.cfg.Logger,
+		Out:           io.Discard,
+	})
+	if err != nil {
+		return err
+	}
+	r.stack = s
+	r.kcfg = kafka.Config{Brokers: s.Brokers, ClientID: "sluice-bench"}
+	return nil
+}
+
+func (r *runner) prepareEvents(ctx context.Context) ([]row, error) {
+	t0 := time.Now()
+	items, err := generate(r.cfg.Events, r.cfg.Seed, "bench")
+	if err != nil {
+		return nil, err
+	}
+	var bytes int
+	for _, it := range items {
+		bytes += len(it.Payload)
+	}
+	r.say("generated %d events with loadgen (seed %d, no duplicates, no invalid events; %.0f bytes of JSON each on average) in %.1f s",
+		len(items), r.cfg.Seed, float64(bytes)/float64(len(items)), time.Since(t0).Seconds())
+	t0 = time.Now()
+	parts, offs, err := produce(ctx, r.kcfg, r.topic, int32(r.cfg.Partitions), items)
+	if err != nil {
+		return nil, fmt.Errorf("producing: %w", err)
+	}
+	r.end, err = kafka.EndOffsets(ctx, r.kcfg, r.topic)
+	if err != nil {
+		return nil, err
+	}
+	var total int64
+	for p, e := range r.end {
+		total += e
+		if want := countPartition(parts, p); e != want {
+			return nil, fmt.Errorf("partition %d ends at %d, expected %d", p, e, want)
+		}
+	}
+	if total != int64(len(items)) {
+		return nil, fmt.Errorf("the topic holds %d messages, want %d", total, len(items))
+	}
+	r.say("pre-produced them to topic %s in %.1f s (%.0f events/s; end offsets %v)", r.topic, time.Since(t0).Seconds(),
+		float64(len(items))/time.Since(t0).Seconds(), r.end)
+	if r.cfg.SkipCeiling {
+		return nil, nil
+	}
+	t0 = time.Now()
+	rows, err := decodeRows(items, parts, offs)
+	if err != nil {
+		return nil, err
+	}
+	r.say("decoded and validated them in Go (schemas.DecodeEvent) for the ceiling in %.1f s", time.Since(t0).Seconds())
+	return rows, nil
+}
+
+func countPartition(parts []int32, p int32) int64 {
+	var n int64
+	for _, q := range parts {
+		if q == p {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *runner) pids() map[string]int {
+	m := map[string]int{"bench": os.Getpid()}
+	if r.mysqlPID > 0 {
+		m["mysqld"] = r.mysqlPID
+	}
+	if r.worker != nil {
+		m["worker"] = r.worker.pid()
+	}
+	return m
+}
+
+func (r *runner) ceiling(ctx context.Context, rows []row) error {
+	db, err := store.Open(ctx, r.dsn(r.dbName))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxIdleConns(32)
+	if _, err := db.ExecContext(ctx, "CREATE TABLE "+ceilingTable+" LIKE events"); err != nil {
+		return fmt.Errorf("creating %s: %w", ceilingTable, err)
+	}
+	var create struct {
+		Table string `db:"Table"`
+		SQL   string `db:"Create Table"`
+	}
+	if err := db.GetContext(ctx, &create, "SHOW CREATE TABLE "+ceilingTable); err != nil {
+		return err
+	}
+	if !strings.Contains(create.SQL, "PARTITION BY RANGE") || !strings.Contains(create.SQL, "ix_events_user") {
+		return fmt.Errorf("%s did not copy the partitioning and indexes of events:\n%s", ceilingTable, create.SQL)
+	}
+	sample := rows[:min(len(rows), r.cfg.CeilingSampleRows)]
+	r.say("(a) ceiling: %s = CREATE TABLE ... LIKE events (same columns, indexes and daily partitions); sweep on the first %d rows, "+
+		"each point into the emptied table, one statement (autocommit) per batch, one connection per writer", ceilingTable, len(sample))
+	best := map[string]ceilingRun{}
+	var insertSum tableSum
+	loadDataOK := true
+	for _, method := range []string{methodInsert, methodLoadData} {
+		for _, b := range r.cfg.CeilingBatches {
+			for _, w := range r.cfg.CeilingWriters {
+				if method == methodLoadData && !loadDataOK {
+					continue
+				}
+				run, err := runCeiling(ctx, db, sample, method, b, w)
+				if err != nil {
+					if method == methodLoadData {
+						r.say("    %-9s batch %5d writers %d: failed: %v (LOAD DATA left out)", method, b, w, err)
+						loadDataOK = false
+						continue
+					}
+					return err
+				}
+				r.say("    %-9s batch %5d writers %d: %8.0f rows/s (%d rows in %.2f s)", method, b, w, run.RowsPerSec, run.Rows, run.Seconds)
+				r.res.CeilingSweep = append(r.res.CeilingSweep, run)
+				// Check LOAD DATA stores exactly what INSERT stores.
+				switch {
+				case method == methodInsert && insertSum.Rows == 0:
+					if insertSum, err = checksum(ctx, db, ceilingTable, true); err != nil {
+						return err
+					}
+				case method == methodLoadData && loadDataOK:
+					sum, err := checksum(ctx, db, ceilingTable, true)
+					if err != nil {
+						return err
+					}
+					if sum != insertSum {
+						r.say("    LOAD DATA stored different rows than INSERT (%+v vs %+v): left out", sum, insertSum)
+						loadDataOK = false
+						continue
+					}
+				}
+				if run.RowsPerSec > best[method].RowsPerSec {
+					best[method] = run
+				}
+			}
+		}
+	}
+	if !loadDataOK {
+		delete(best, methodLoadData)
+	}
+	// The best point of each method again on all rows: the ceiling is the
+	// faster of the two.
+	var final ceilingRun
+	for _, method := range []string{methodInsert, methodLoadData} {
+		b, ok := best[method]
+		if !ok {
+			continue
+		}
+		r.settle(ctx, db)
+		r.probe("ceiling_" + method)
+		meter := newCPUMeter(r.pids())
+		run, err := runCeiling(ctx, db, rows, b.Method, b.Batch, b.Writers)
+		if err != nil {
+			return err
+		}
+		cpu := meter.stop()
+		r.res.CeilingFull = append(r.res.CeilingFull, run)
+		r.say("    best %-9s point (batch %d, %d writers) on all %d rows: %8.0f rows/s in %.2f s. %s",
+			run.Method, run.Batch, run.Writers, run.Rows, run.RowsPerSec, run.Seconds, cpu)
+		if run.RowsPerSec > final.RowsPerSec {
+			final = run
+			r.res.CPU["ceiling"] = cpu
+		}
+	}
+	sum, err := checksum(ctx, db, ceilingTable, true)
+	if err != nil {
+		return err
+	}
+	r.ceilingSum = sum
+	r.res.CeilingRowsPerSec = final.RowsPerSec
+	r.res.CeilingMethod, r.res.CeilingBatch, r.res.CeilingWriters = final.Method, final.Batch, final.Writers
+	r.say("(a) CEILING %.0f rows/s: %s, batch %d, %d writers, %d rows in %.2f s (the faster of the best INSERT and LOAD DATA points, each run on all rows)",
+		final.RowsPerSec, final.Method, final.Batch, final.Writers, final.Rows, final.Seconds)
+	if _, err := db.ExecContext(ctx, "DROP TABLE "+ceilingTable); err != nil {
+		return err
+	}
+	r.settle(ctx, db)
+	return nil
+}
+
+// settle lets InnoDB catch up with the previous phase before a timed one:
+// on the private server it flushes every dirty page (innodb_max_dirty_pages_pct
+// set to 0 for the wait, then restored), so that no phase pays for an
+// earlier phase's writes through checkpoint flushing; on any server it waits
+// for purge to empty the history list. At most 90 s.
+func (r *runner) settle(ctx context.Context, db *sqlx.DB) {
+	t0 := time.Now()
+	if r.mysqld != nil {
+		var pct string
+		if err := db.GetContext(ctx, &pct, "SELECT @@GLOBAL.innodb_max_dirty_pages_pct"); err == nil {
+			if _, err := db.ExecContext(ctx, "SET GLOBAL innodb_max_dirty_pages_pct = 0"); err == nil {
+				defer func() { _, _ = db.ExecContext(context.Background(), "SET GLOBAL innodb_max_dirty_pages_pct = "+pct) }()
+			}
+		}
+	}
+	var dirty, history int64
+	for time.Since(t0) < 90*time.Second {
+		dirty, history = statusInt(ctx, db, "Innodb_buffer_pool_pages_dirty"), statusInt(ctx, db, "Innodb_history_list_length")
+		if (r.mysqld == nil || dirty < 200) && history < 1000 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if d := time.Since(t0); d > time.Second {
+		r.say("    (waited %.1f s for InnoDB to settle: %d dirty pages, history list %d)", d.Seconds(), dirty, history)
+	}
+}
+
+func statusInt(ctx context.Context, db *sqlx.DB, name string) int64 {
+	var n string
+	var v int64
+	row := db.QueryRowxContext(ctx, "SHOW GLOBAL STATUS LIKE ?", name)
+	if err := row.Scan(&n, &v); err != nil {
+		return 0
+	}
+	return v
+}
+
+// openPipelineDB opens (creating and migrating) a pipeline database.
+func (r *runner) openPipelineDB(ctx context.Context, name string) (*sqlx.DB, error) {
+	db, err := store.Open(ctx, r.dsn(name))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := schemas.Migrate(ctx, db.DB); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if _, err := store.EnsureStreamPartitions(ctx, db, time.Now(), 7); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// progress is when a pipeline first and last committed, as polled.
+type progress struct {
+	first, last    time.Time
+	firstCommitted int64 // messages committed at the first poll that saw a commit
+	total          int64
+}
+
+// caughtUp polls kafka_offsets every 50 ms until it equals the end offsets.
+func (r *runner) caughtUp(ctx context.Context, db *sqlx.DB, pipeline string, end map[int32]int64, timeout time.Duration, check func() error) (progress, error) {
+	var p progress
+	for _, e := range end {
+		p.total += e
+	}
+	deadline := time.Now().Add(timeout)
+	var stored map[int32]int64
+	for time.Now().Before(deadline) {
+		var err error
+		stored, err = store.LoadOffsets(ctx, db, pipeline, r.topic)
+		if err != nil {
+			return p, err
+		}
+		now := time.Now()
+		if len(stored) > 0 && p.first.IsZero() {
+			p.first = now
+			for _, o := range stored {
+				p.firstCommitted += o
+			}
+		}
+		if offsetsEqual(end, stored) {
+			p.last = now
+			return p, nil
+		}
+		if check != nil {
+			if err := check(); err != nil {
+				return p, err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return p, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return p, fmt.Errorf("not caught up within %s: end offsets %v, kafka_offsets %v", timeout, end, stored)
+}
+
+func offsetsEqual(end, stored map[int32]int64) bool {
+	for p, e := range end {
+		if e == 0 {
+			if s, ok := stored[p]; ok && s != 0 {
+				return false
+			}
+			continue
+		}
+		if stored[p] != e {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runner) catchUpTimeout() time.Duration {
+	return time.Minute + time.Duration(r.cfg.Events/1000)*time.Second
+}
+
+func (r *runner) consumeInput(pipeline string) activities.ConsumeInput {
+	in := r.cfg.Consume
+	in.Pipeline, in.Topic = pipeline, r.topic
+	return in
+}
+
+func (r *runner) bare(ctx context.Context) error {
+	db, err := r.openPipelineDB(ctx, r.bareName)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	r.settle(ctx, db)
+	acts, err := activities.New(activities.Deps{DB: db, Kafka: kafka.Config{Brokers: r.kcfg.Brokers, ClientID: "sluice-bench-bare"}, Logger: r.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	in := r.consumeInput("bare").WithDefaults()
+	r.say("(c) bare loop: activities.ConsumeLoop in this process (no Temporal), pipeline %q in database %s, batch %d, writers %d, flush %d ms",
+		in.Pipeline, r.bareName, in.BatchSize, in.Writers, in.FlushMillis)
+	r.probe("bare")
+	if r.cfg.CPUProfile != "" {
+		f, err := os.Create(r.cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if r.cfg.MemProfile != "" {
+		go func() {
+			select {
+			case <-lctx.Done():
+				return
+			case <-time.After(3 * time.Second):
+			}
+			if f, err := os.Create(r.cfg.MemProfile); err == nil {
+				runtime.GC()
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}()
+	}
+	meter := newCPUMeter(r.pids())
+	t0 := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := acts.ConsumeLoop(lctx, in, nil)
+		done <- err
+	}()
+	check := func() error {
+		select {
+		case err := <-done:
+			return fmt.Errorf("ConsumeLoop returned early: %v", err)
+		default:
+			return nil
+		}
+	}
+	p, err := r.caughtUp(ctx, db, in.Pipeline, r.end, r.catchUpTimeout(), check)
+	if err != nil {
+		return err
+	}
+	cpu := meter.stop()
+	if r.cfg.CPUProfile != "" {
+		pprof.StopCPUProfile()
+		r.say("    CPU profile of this process during (c) written to %s", r.cfg.CPUProfile)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		r.say("    (ConsumeLoop did not return within 15 s of cancellation)")
+	}
+	r.res.CPU["bare"] = cpu
+	secs := p.last.Sub(t0).Seconds()
+	r.res.BareSeconds, r.res.BareFirstCommitSecs = secs, p.first.Sub(t0).Seconds()
+	r.res.BareEventsPerSec = float64(r.cfg.Events) / secs
+	r.res.BareSteadyEventsPerS = steadyRate(p)
+	if err := r.verify(ctx, db, "bare"); err != nil {
+		return err
+	}
+	r.say("(c) BARE %.0f events/s: %d events from ConsumeLoop's start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s). %s",
+		r.res.BareEventsPerSec, r.cfg.Events, secs, r.res.BareFirstCommitSecs, cpu)
+	return nil
+}
+
+// steadyRate is the rate between the first poll that saw a commit and the
+// end: the consumer group join and the first fetch left out.
+func steadyRate(p progress) float64 {
+	if d := p.last.Sub(p.first).Seconds(); d > 0 {
+		return float64(p.total-p.firstCommitted) / d
+	}
+	return 0
+}
+
+// verify checks a pipeline's database holds exactly the generated rows,
+// and their minute counts add up.
+func (r *runner) verify(ctx context.Context, db *sqlx.DB, phase string) error {
+	sum, err := checksum(ctx, db, "events", r.ceilingSum.Rows > 0)
+	if err != nil {
+		return err
+	}
+	if sum.Rows != int64(r.cfg.Events) {
+		return fmt.Errorf("%s: events holds %d rows, want %d", phase, sum.Rows, r.cfg.Events)
+	}
+	if r.ceilingSum.Rows > 0 && sum != r.ceilingSum {
+		return fmt.Errorf("%s: events differ from the ceiling table's rows (%+v vs %+v)", phase, sum, r.ceilingSum)
+	}
+	var counted int64
+	if err := db.GetContext(ctx, &counted, "SELECT COALESCE(SUM(cnt), 0) FROM item_counts_minute"); err != nil {
+		return err
+	}
+	if counted != int64(r.cfg.Events) {
+		return fmt.Errorf("%s: item_counts_minute sums to %d, want %d", phase, counted, r.cfg.Events)
+	}
+	return nil
+}
+
+func (r *runner) e2e(ctx context.Context) error {
+	db, err := store.Open(ctx, r.dsn(r.dbName))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	r.settle(ctx, db)
+	tq := workflows.DefaultTaskQueue
+	args := []string{"worker", "--temporal-address", r.stack.TemporalAddress, "--task-queue", tq,
+		"--mysql-dsn", r.dsn(r.dbName), "--kafka-brokers", strings.Join(r.stack.Brokers, ","), "--identity", "sluice-bench-worker"}
+	w, err := startWorker(r.cfg.WorkerBinary, args, filepath.Join(r.dir, "worker.log"))
+	if err != nil {
+		return err
+	}
+	r.worker = w
+	if err := r.waitPollers(ctx, tq); err != nil {
+		return err
+	}
+	_, hwm := memMB(w.pid())
+	r.say("(b) end to end: `%s worker` (pid %d, %.0f MB RSS idle) polling task queue %s; StreamIngestWorkflow over topic %s into database %s",
+		filepath.Base(r.cfg.WorkerBinary), w.pid(), hwm, tq, r.topic, r.dbName)
+	sctx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go w.sampleEvery(sctx, 100*time.Millisecond)
+
+	in := workflows.StreamIngestInput{ConsumeInput: r.consumeInput("default")}
+	r.probe("e2e")
+	meter := newCPUMeter(r.pids())
+	t0 := time.Now()
+	if _, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: devstack.StreamWorkflowID("default"), TaskQueue: tq,
+	}, workflows.StreamIngestName, in); err != nil {
+		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
+	}
+	check := func() error {
+		if w.exited() {
+			return fmt.Errorf("the worker exited:\n%s", w.tail(30))
+		}
+		return nil
+	}
+	p, err := r.caughtUp(ctx, db, "default", r.end, r.catchUpTimeout(), check)
+	if err != nil {
+		return fmt.Errorf("%w\nworker log:\n%s", err, w.tail(30))
+	}
+	cpu := meter.stop()
+	r.res.CPU["e2e"] = cpu
+	secs := p.last.Sub(t0).Seconds()
+	r.res.E2ESeconds, r.res.E2EFirstCommitSeconds = secs, p.first.Sub(t0).Seconds()
+	r.res.E2EEventsPerSec = float64(r.cfg.Events) / secs
+	r.res.E2ESteadyEventsPerSec = steadyRate(p)
+	if err := r.verify(ctx, db, "end to end"); err != nil {
+		return err
+	}
+	w.sample()
+	r.say("(b) E2E %.0f events/s: %d events from the workflow start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s); worker peak RSS so far %.0f MB. %s",
+		r.res.E2EEventsPerSec, r.cfg.Events, secs, r.res.E2EFirstCommitSeconds, w.peak(), cpu)
+	return nil
+}
+
+// waitPollers waits until the worker polls both the workflow and the
+// activity task queue.
+func (r *runner) waitPollers(ctx context.Context, tq string) error {
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if r.worker.exited() {
+			return fmt.Errorf("the worker exited at start:\n%s", r.worker.tail(30))
+		}
+		ready := true
+		for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+			resp, err := r.stack.Client.DescribeTaskQueue(ctx, tq, typ)
+			if err != nil || len(resp.GetPollers()) == 0 {
+				ready = false
+				break
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the worker did not poll task queue %s within 90 s:\n%s", tq, r.worker.tail(30))
+}
+
+func (r *runner) freshness(ctx context.Context) error {
+	db, err := store.Open(ctx, r.dsn(r.dbName))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rate := math.Floor(r.res.E2EEventsPerSec / 2)
+	dur := time.Duration(r.cfg.FreshnessSeconds) * time.Second
+	url := r.stack.Collector + "/v1/events"
+	r.say("(d) freshness: POST share events with unique item_ids to %s at %.0f events/s (half of (b)) for %s, batches every 20 ms",
+		url, rate, dur)
+	sctx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go r.worker.sampleEvery(sctx, 100*time.Millisecond)
+	meter := newCPUMeter(r.pids())
+	t0 := time.Now()
+	sent, acked, failed, err := postFresh(ctx, url, rate, dur)
+	if err != nil {
+		return err
+	}
+	postDur := time.Since(t0)
+	end, err := kafka.EndOffsets(ctx, r.kcfg, r.topic)
+	if err != nil {
+		return err
+	}
+	if _, err := r.caughtUp(ctx, db, "default", end, r.catchUpTimeout(), nil); err != nil {
+		return err
+	}
+	cpu := meter.stop()
+	r.res.CPU["freshness"] = cpu
+	fr, err := freshLatencies(ctx, db, sent, acked)
+	if err != nil {
+		return err
+	}
+	r.res.FreshnessRate = rate
+	r.res.FreshnessPostedRate = float64(fr.Posted) / postDur.Seconds()
+	r.res.FreshnessEvents = fr.Posted
+	r.res.FreshnessP50Ms = ms(fr.P50)
+	r.res.FreshnessP99Ms = ms(fr.P99)
+	r.res.FreshnessMaxMs = ms(fr.Max)
+	r.res.FreshnessP99SendMs = ms(fr.P99FromSend)
+	if fr.Found != fr.Posted {
+		return fmt.Errorf("%d events were acknowledged but %d have a minute count", fr.Posted, fr.Found)
+	}
+	r.worker.sample()
+	r.say("(d) FRESHNESS p50 %.0f ms, p99 %.0f ms (max %.0f ms) from the POST's acknowledgement to updated_at of the event's item_counts_minute row "+
+		"(p50 %.0f / p99 %.0f ms from the POST's send); %d events acknowledged at %.0f events/s (%d failed), %d rows updated before the acknowledgement arrived. %s",
+		r.res.FreshnessP50Ms, r.res.FreshnessP99Ms, r.res.FreshnessMaxMs, ms(fr.P50FromSend), ms(fr.P99FromSend), fr.Posted, r.res.FreshnessPostedRate, failed, fr.Negative, cpu)
+	r.say("    note: the writer sets updated_at when its batch transaction starts; the commit lands a little later (see last_batch_ms)")
+	return nil
+}
+
+// probe runs cpuProbe before a timed phase and records it.
+func (r *runner) probe(phase string) {
+	p := cpuProbe()
+	if r.res.CPUProbeMs == nil {
+		r.res.CPUProbeMs = map[string]float64{}
+	}
+	r.res.CPUProbeMs[phase] = p
+	r.say("    cpu probe before %s: %.1f ms (a fixed single-threaded workload; higher means a slower machine right now)", phase, p)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (r *runner) finish() {
+	res := &r.res
+	if res.CeilingRowsPerSec > 0 && res.E2EEventsPerSec > 0 {
+		res.RatioE2ECeiling = res.E2EEventsPerSec / res.CeilingRowsPerSec
+	}
+	if res.BareEventsPerSec > 0 && res.E2EEventsPerSec > 0 {
+		res.RatioE2EBare = res.E2EEventsPerSec / res.BareEventsPerSec
+	}
+	res.TargetsMet = map[string]bool{}
+	if res.RatioE2ECeiling > 0 {
+		res.TargetsMet["ratio_e2e_ceiling>=0.8"] = res.RatioE2ECeiling >= 0.8
+	}
+	if res.RatioE2EBare > 0 {
+		res.TargetsMet["ratio_e2e_bare>=0.95"] = res.RatioE2EBare >= 0.95
+	}
+	if res.FreshnessP99Ms > 0 {
+		res.TargetsMet["freshness_p99_ms<=1000"] = res.FreshnessP99Ms <= 1000
+	}
+	if res.WorkerPeakRSSMB > 0 {
+		res.TargetsMet["worker_peak_rss_mb<=300"] = res.WorkerPeakRSSMB <= 300
+	}
+	res.Seconds = time.Since(r.start).Seconds()
+	lo, hi := math.Inf(1), 0.0
+	for _, p := range res.CPUProbeMs {
+		lo, hi = min(lo, p), max(hi, p)
+	}
+	if len(res.CPUProbeMs) > 1 && hi > 1.15*lo {
+		fmt.Fprintf(r.out, "WARNING: the machine's speed changed between phases (cpu probe %.1f..%.1f ms): the ratios are skewed; run again\n", lo, hi)
+	}
+	yes := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	fmt.Fprintln(r.out, "")
+	fmt.Fprintf(r.out, "Sluice bench, %d events, %d cores, MySQL %s (%s; buffer pool %s, flush_log_at_trx_commit %s, log_bin %s, redo log %s)\n",
+		res.Events, res.Cores, res.MySQLSettings["version"], map[bool]string{true: "private instance", false: "existing server"}[res.MySQLPrivate],
+		mibStr(res.MySQLSettings["innodb_buffer_pool_size"]), res.MySQLSettings["innodb_flush_log_at_trx_commit"], res.MySQLSettings["log_bin"],
+		mibStr(res.MySQLSettings["innodb_log_file_size"]))
+	if res.CeilingRowsPerSec > 0 {
+		fmt.Fprintf(r.out, "  (a) ceiling           %9.0f rows/s    %s, batch %d, %d writers, into a copy of events\n", res.CeilingRowsPerSec, res.CeilingMethod, res.CeilingBatch, res.CeilingWriters)
+	}
+	if res.E2EEventsPerSec > 0 {
+		fmt.Fprintf(r.out, "  (b) end to end        %9.0f events/s  workflow start -> kafka_offsets at the end offsets, %.2f s\n", res.E2EEventsPerSec, res.E2ESeconds)
+	}
+	if res.BareEventsPerSec > 0 {
+		fmt.Fprintf(r.out, "  (c) bare loop         %9.0f events/s  ConsumeLoop start -> kafka_offsets at the end offsets, %.2f s\n", res.BareEventsPerSec, res.BareSeconds)
+	}
+	if res.RatioE2ECeiling > 0 {
+		fmt.Fprintf(r.out, "      e2e / ceiling     %9.2f           target >= 0.80: %s\n", res.RatioE2ECeiling, yes(res.RatioE2ECeiling >= 0.8))
+	}
+	if res.RatioE2EBare > 0 {
+		fmt.Fprintf(r.out, "      e2e / bare        %9.2f           target >= 0.95: %s\n", res.RatioE2EBare, yes(res.RatioE2EBare >= 0.95))
+	}
+	if res.FreshnessP99Ms > 0 {
+		fmt.Fprintf(r.out, "  (d) freshness p50/p99 %6.0f / %.0f ms  at %.0f events/s; target p99 <= 1000 ms: %s\n", res.FreshnessP50Ms, res.FreshnessP99Ms, res.FreshnessRate, yes(res.FreshnessP99Ms <= 1000))
+	}
+	if res.WorkerPeakRSSMB > 0 {
+		fmt.Fprintf(r.out, "  (e) worker peak RSS   %9.0f MB        VmRSS sampled every 100 ms and VmHWM; target <= 300 MB: %s\n", res.WorkerPeakRSSMB, yes(res.WorkerPeakRSSMB <= 300))
+	}
+	for _, ph := range []struct{ key, what string }{{"ceiling", "(a) ceiling"}, {"bare", "(c) bare loop"}, {"e2e", "(b) end to end"}} {
+		u, ok := res.CPU[ph.key]
+		if !ok || res.Events == 0 {
+			continue
+		}
+		per := func(s float64) float64 { return s * 1e6 / float64(res.Events) }
+		line := fmt.Sprintf("  CPU per event, %-15s machine %5.1f us", ph.what, per(u.MachineSeconds))
+		for _, name := range []string{"mysqld", "worker", "bench"} {
+			if v, ok := u.Process[name]; ok {
+				line += fmt.Sprintf(", %s %5.1f us", name, per(v))
+			}
+		}
+		fmt.Fprintln(r.out, line)
+	}
+	if len(res.CPU) > 0 {
+		fmt.Fprintf(r.out, "  (on %d cores shared by MySQL, the worker, the broker and Temporal, throughput is about cores / CPU per event)\n", res.Cores)
+	}
+	fmt.Fprintf(r.out, "  bench took %.0f s\n", res.Seconds)
+}
+
+func mibStr(s string) string {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return s
+	}
+	return mib(n)
+}

@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// freshnessResult is what the freshness phase measured.
+type freshnessResult struct {
+	TargetRate   float64
+	PostedRate   float64
+	Posted       int // events acknowledged by the collector
+	FailedPosts  int
+	Found        int // of them, rows found in item_counts_minute
+	P50, P99     time.Duration
+	Max          time.Duration
+	P50FromSend  time.Duration
+	P99FromSend  time.Duration
+	Negative     int // rows whose updated_at precedes the acknowledgement
+	PostDuration time.Duration
+}
+
+const freshItemPrefix = "fresh-item-"
+
+// postFresh posts share events with unique item_ids to the collector at
+// rate events/s for dur, in small batches every tick, and records for each
+// event when its POST was sent and acknowledged.
+func postFresh(ctx context.Context, url string, rate float64, dur time.Duration) (sent, acked []time.Time, failed int, err error) {
+	const tick = 20 * time.Millisecond
+	total := int(rate * dur.Seconds())
+	sent = make([]time.Time, total)
+	acked = make([]time.Time, total)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	sem := make(chan struct{}, 32)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	start := time.Now()
+	next := 0
+	for next < total {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return sent, acked, failed, ctx.Err()
+		case <-t.C:
+		}
+		due := min(total, int(rate*time.Since(start).Seconds()))
+		if due <= next {
+			continue
+		}
+		lo, hi := next, due
+		next = due
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			now := time.Now()
+			at := now.UTC().Format("2006-01-02T15:04:05.000Z")
+			var body bytes.Buffer
+			body.WriteByte('[')
+			for i := lo; i < hi; i++ {
+				if i > lo {
+					body.WriteByte(',')
+				}
+				fmt.Fprintf(&body, `{"event_id":"fresh-%d","type":"share","occurred_at":%q,"user_id":"u-fresh","item_id":"%s%d","channel":"wechat","city":"shanghai"}`,
+					i, at, freshItemPrefix, i)
+			}
+			body.WriteByte(']')
+			resp, err := client.Post(url, "application/json", &body)
+			done := time.Now()
+			ok := err == nil && resp.StatusCode == http.StatusOK
+			if err == nil {
+				reply, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if ok && !strings.Contains(string(reply), `"accepted":`+strconv.Itoa(hi-lo)) {
+					ok = false
+					err = fmt.Errorf("collector answered %s", reply)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !ok {
+				failed += hi - lo
+				if firstErr == nil {
+					if err == nil {
+						err = fmt.Errorf("collector answered %s", resp.Status)
+					}
+					firstErr = err
+				}
+				return
+			}
+			for i := lo; i < hi; i++ {
+				sent[i], acked[i] = now, done
+			}
+		}()
+	}
+	wg.Wait()
+	if failed == total {
+		return sent, acked, failed, fmt.Errorf("every POST failed: %w", firstErr)
+	}
+	return sent, acked, failed, nil
+}
+
+// freshLatencies reads updated_at of every fresh item's minute count and
+// compares it with the time its POST was sent and acknowledged.
+func freshLatencies(ctx context.Context, db *sqlx.DB, sent, acked []time.Time) (freshnessResult, error) {
+	var res freshnessResult
+	rows, err := db.QueryContext(ctx, "SELECT item_id, updated_at FROM item_counts_minute WHERE type = 'share' AND item_id LIKE ?", freshItemPrefix+"%")
+	if err != nil {
+		return res, fmt.Errorf("reading fresh minute counts: %w", err)
+	}
+	defer rows.Close()
+	var fromAck, fromSend []time.Duration
+	for rows.Next() {
+		var item string
+		var at time.Time
+		if err := rows.Scan(&item, &at); err != nil {
+			return res, err
+		}
+		i, err := strconv.Atoi(strings.TrimPrefix(item, freshItemPrefix))
+		if err != nil || i < 0 || i >= len(acked) || acked[i].IsZero() {
+			continue
+		}
+		d := at.Sub(acked[i])
+		if d < 0 {
+			res.Negative++
+		}
+		fromAck = append(fromAck, d)
+		fromSend = append(fromSend, at.Sub(sent[i]))
+	}
+	if err := rows.Err(); err != nil {
+		return res, err
+	}
+	for _, a := range acked {
+		if !a.IsZero() {
+			res.Posted++
+		}
+	}
+	res.Found = len(fromAck)
+	if len(fromAck) == 0 {
+		return res, fmt.Errorf("none of the %d posted events has a minute count", res.Posted)
+	}
+	res.P50, res.P99, res.Max = percentile(fromAck, 0.50), percentile(fromAck, 0.99), percentile(fromAck, 1)
+	res.P50FromSend, res.P99FromSend = percentile(fromSend, 0.50), percentile(fromSend, 0.99)
+	return res, nil
+}
+
+// percentile is the nearest-rank percentile of ds (sorted in place).
+func percentile(ds []time.Duration, p float64) time.Duration {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	k := int(p*float64(len(ds))+0.999999) - 1
+	return ds[max(0, min(k, len(ds)-1))]
+}
