@@ -99,4 +99,3 @@ func TestDefaultSchedulesAndPartitionMaintenance(t *testing.T) {
 		t.Errorf("bad input error = %v", err)
 	}
 }
-

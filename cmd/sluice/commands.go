@@ -214,4 +214,3 @@ func cmdLoadgen(ctx context.Context, args []string, out io.Writer, log *slog.Log
 	}
 	return nil
 }
-

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -33,61 +32,38 @@ type TableMaintenance struct {
 // same advisory lock as EnsureDailyPartitions; DDL waits at most a few
 // seconds for metadata locks and is retried, so ingestion is never stalled.
 func DropDailyPartitionsBefore(ctx context.Context, db *sqlx.DB, table string, cutoff time.Time) ([]string, error) {
-	conn, err := db.Connx(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("opening connection for partitions of %s: %w", table, err)
-	}
-	defer conn.Close()
-	lock := "sluice.partitions." + table
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 30)", lock).Scan(&got); err != nil || got.Int64 != 1 {
-		if err == nil {
-			err = fmt.Errorf("timed out")
+	var dropped []string
+	err := withPartitionLock(ctx, db, table, func(conn *sqlx.Conn) error {
+		parts, err := ListPartitions(ctx, conn, table)
+		if err != nil {
+			return err
 		}
-		return nil, fmt.Errorf("taking lock %s: %w", lock, err)
-	}
-	defer func() { _, _ = conn.ExecContext(context.Background(), "SELECT RELEASE_LOCK(?)", lock) }()
-	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 5"); err != nil {
-		return nil, fmt.Errorf("setting lock_wait_timeout: %w", err)
-	}
-	parts, err := ListPartitions(ctx, conn, table)
-	if err != nil {
-		return nil, err
-	}
-	var daily []Partition
-	for _, p := range parts {
-		if !p.Day.IsZero() {
-			daily = append(daily, p)
+		var daily []Partition
+		for _, p := range parts {
+			if !p.Day.IsZero() {
+				daily = append(daily, p)
+			}
 		}
-	}
-	sort.Slice(daily, func(i, j int) bool { return daily[i].Day.Before(daily[j].Day) })
-	cut := truncDay(cutoff)
-	var drop []string
-	for i, p := range daily {
-		if i == len(daily)-1 || !p.Day.Before(cut) {
-			break
+		sort.Slice(daily, func(i, j int) bool { return daily[i].Day.Before(daily[j].Day) })
+		cut := truncDay(cutoff)
+		var drop []string
+		for i, p := range daily {
+			if i == len(daily)-1 || !p.Day.Before(cut) {
+				break
+			}
+			drop = append(drop, p.Name)
 		}
-		drop = append(drop, p.Name)
-	}
-	if len(drop) == 0 {
-		return nil, nil
-	}
-	stmt := fmt.Sprintf("ALTER TABLE %s DROP PARTITION %s", QuoteIdent(table), strings.Join(drop, ", "))
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		if _, lastErr = conn.ExecContext(ctx, stmt); lastErr == nil {
-			return drop, nil
+		if len(drop) == 0 {
+			return nil
 		}
-		if !IsRetryableConflict(lastErr) {
-			break
+		stmt := fmt.Sprintf("ALTER TABLE %s DROP PARTITION %s", QuoteIdent(table), strings.Join(drop, ", "))
+		if err := execDDL(ctx, conn, stmt); err != nil {
+			return fmt.Errorf("dropping partitions %s of %s: %w", strings.Join(drop, ","), table, err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
-		}
-	}
-	return nil, fmt.Errorf("dropping partitions %s of %s: %w", strings.Join(drop, ","), table, lastErr)
+		dropped = drop
+		return nil
+	})
+	return dropped, err
 }
 
 // MaintainPartitions keeps every partitioned table's daily partitions from

@@ -77,24 +77,16 @@ func ListPartitions(ctx context.Context, db sqlx.QueryerContext, table string) (
 // serialised by an advisory lock, and DDL waits at most a few seconds for
 // metadata locks so ingestion is never stalled behind it.
 func EnsureDailyPartitions(ctx context.Context, db *sqlx.DB, table string, from, to time.Time) ([]string, error) {
-	conn, err := db.Connx(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("opening connection for partitions of %s: %w", table, err)
-	}
-	defer conn.Close()
-	lock := "sluice.partitions." + table
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 30)", lock).Scan(&got); err != nil || got.Int64 != 1 {
-		if err == nil {
-			err = fmt.Errorf("timed out")
-		}
-		return nil, fmt.Errorf("taking lock %s: %w", lock, err)
-	}
-	defer func() { _, _ = conn.ExecContext(context.Background(), "SELECT RELEASE_LOCK(?)", lock) }()
-	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 5"); err != nil {
-		return nil, fmt.Errorf("setting lock_wait_timeout: %w", err)
-	}
+	var added []string
+	err := withPartitionLock(ctx, db, table, func(conn *sqlx.Conn) error {
+		var err error
+		added, err = ensureDaily(ctx, conn, table, from, to)
+		return err
+	})
+	return added, err
+}
 
+func ensureDaily(ctx context.Context, conn *sqlx.Conn, table string, from, to time.Time) ([]string, error) {
 	parts, err := ListPartitions(ctx, conn, table)
 	if err != nil {
 		return nil, err
@@ -130,21 +122,53 @@ func EnsureDailyPartitions(ctx context.Context, db *sqlx.DB, table string, from,
 	}
 	defs = append(defs, "PARTITION pmax VALUES LESS THAN (MAXVALUE)")
 	stmt := fmt.Sprintf("ALTER TABLE %s REORGANIZE PARTITION pmax INTO (%s)", QuoteIdent(table), strings.Join(defs, ", "))
+	if err := execDDL(ctx, conn, stmt); err != nil {
+		return nil, fmt.Errorf("adding partitions %s..%s to %s: %w", added[0], added[len(added)-1], table, err)
+	}
+	return added, nil
+}
+
+// withPartitionLock runs fn on one connection holding the table's partition
+// advisory lock, with DDL waiting at most 5 s for metadata locks, so
+// concurrent maintenance is serialised and ingestion never queues behind it.
+func withPartitionLock(ctx context.Context, db *sqlx.DB, table string, fn func(*sqlx.Conn) error) error {
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("opening connection for partitions of %s: %w", table, err)
+	}
+	defer conn.Close()
+	lock := "sluice.partitions." + table
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 30)", lock).Scan(&got); err != nil || got.Int64 != 1 {
+		if err == nil {
+			err = fmt.Errorf("timed out")
+		}
+		return fmt.Errorf("taking lock %s: %w", lock, err)
+	}
+	defer func() { _, _ = conn.ExecContext(context.Background(), "SELECT RELEASE_LOCK(?)", lock) }()
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 5"); err != nil {
+		return fmt.Errorf("setting lock_wait_timeout: %w", err)
+	}
+	return fn(conn)
+}
+
+// execDDL runs a partition DDL statement, retrying lock timeouts a few times.
+func execDDL(ctx context.Context, conn *sqlx.Conn, stmt string) error {
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		if _, lastErr = conn.ExecContext(ctx, stmt); lastErr == nil {
-			return added, nil
+			return nil
 		}
 		if !IsRetryableConflict(lastErr) {
-			break
+			return lastErr
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
 		}
 	}
-	return nil, fmt.Errorf("adding partitions %s..%s to %s: %w", added[0], added[len(added)-1], table, lastErr)
+	return lastErr
 }
 
 // EnsureStreamPartitions gives every partitioned table daily partitions from
