@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -33,7 +34,16 @@ func (in PartitionMaintenanceInput) Validate() error {
 	for _, t := range store.PartitionedTables {
 		known[t.Table] = true
 	}
-	for table, days := range in.RetentionDays {
+	// Sorted, so the same input always reports the same error (this runs in
+	// workflow code too).
+	tables := make([]string, 0, len(in.RetentionDays))
+	//workflowcheck:ignore only collects the keys, sorted below
+	for table := range in.RetentionDays {
+		tables = append(tables, table)
+	}
+	sort.Strings(tables)
+	for _, table := range tables {
+		days := in.RetentionDays[table]
 		if !known[table] {
 			return fmt.Errorf("retention_days: unknown table %q", table)
 		}

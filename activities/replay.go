@@ -40,10 +40,11 @@ func (in ReplayInput) Validate() error {
 	case in.ChunkSize < 0 || in.ChunkSize > 5000:
 		return fmt.Errorf("chunk_size: must be 0-5000, got %d", in.ChunkSize)
 	}
-	for name, v := range map[string]string{"from": in.From, "to": in.To} {
-		if _, err := time.Parse("2006-01-02", v); err != nil {
-			return fmt.Errorf("%s: must be a date YYYY-MM-DD, got %q", name, v)
-		}
+	if _, err := time.Parse("2006-01-02", in.From); err != nil {
+		return fmt.Errorf("from: must be a date YYYY-MM-DD, got %q", in.From)
+	}
+	if _, err := time.Parse("2006-01-02", in.To); err != nil {
+		return fmt.Errorf("to: must be a date YYYY-MM-DD, got %q", in.To)
 	}
 	if in.From > in.To {
 		return fmt.Errorf("from: %s is after to %s", in.From, in.To)

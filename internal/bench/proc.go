@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,9 +272,6 @@ func (w *workerProc) stop() {
 	}
 }
 
-// probeSink keeps the probe's work from being optimised away.
-var probeSink uint64
-
 // cpuProbe times a fixed single-threaded integer workload (best of five,
 // in ms). On a shared or throttled virtual machine the same work takes
 // longer at times, and so does every phase measured then: comparing the
@@ -288,7 +286,7 @@ func cpuProbe() float64 {
 			x ^= x >> 7
 			x ^= x << 17
 		}
-		probeSink += x
+		runtime.KeepAlive(x) // keep the work from being optimised away
 		best = min(best, time.Since(t0))
 	}
 	return float64(best.Microseconds()) / 1000
