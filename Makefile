@@ -36,7 +36,7 @@ test: go mysql ## run every test (unit + integration against real Temporal, Kafk
 
 test-unit: go mysql ## tests that do not link the Temporal server
 	$(eval GO := $(shell GO_VERSION=$(GO_VERSION) deploy/dev/ensure-go.sh))
-	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v -e /tests -e /internal/devstack -e /cmd/)
+	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v -e /tests -e /internal/devstack -e /internal/bench -e /cmd/)
 
 test-integration: go mysql ## end-to-end tests in tests/
 	$(eval GO := $(shell GO_VERSION=$(GO_VERSION) deploy/dev/ensure-go.sh))
