@@ -23,6 +23,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	events := fs.Int("events", d.Events, "events pre-produced to the topic and written in each phase")
 	dsn := fs.String("mysql-dsn", "", "MySQL server to use (its database name, if any, prefixes the bench's databases, which are dropped after); empty starts a private MariaDB sized for benchmarks")
 	skipFresh := fs.Bool("skip-freshness", false, "skip the freshness phase (d)")
+	skipScale := fs.Bool("skip-scale", false, "skip the scale-out phase (b2): two worker processes, parallelism 2")
 	skipCeiling := fs.Bool("skip-ceiling", false, "skip the ceiling phase (a)")
 	skipBare := fs.Bool("skip-bare", false, "skip the bare-loop phase (c)")
 	skipE2E := fs.Bool("skip-e2e", false, "skip the end-to-end phase (b), and with it (d) and (e)")
@@ -45,6 +46,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	cfg.Events, cfg.MySQLDSN, cfg.CPUProfile, cfg.KeepData = *events, *dsn, *cpuProfile, *keep
 	cfg.MemProfile = *memProfile
 	cfg.SkipFreshness, cfg.SkipCeiling, cfg.SkipBare, cfg.SkipE2E = *skipFresh, *skipCeiling, *skipBare, *skipE2E
+	cfg.SkipScale = *skipScale
 	cfg.CeilingSampleRows, cfg.FreshnessSeconds = *sample, *freshSecs
 	cfg.Consume = activities.ConsumeInput{BatchSize: *batchSize, Writers: *consumeWriters, FlushMillis: *flushMS}
 	var err error

@@ -56,6 +56,9 @@ type Config struct {
 	SkipBare      bool
 	SkipE2E       bool
 	SkipFreshness bool
+	// SkipScale skips (b2): the end-to-end run again with two worker
+	// processes and parallelism 2.
+	SkipScale bool
 
 	// CeilingBatches and CeilingWriters are the sweep; CeilingSampleRows
 	// are written per sweep point before the best point runs on all rows.
@@ -154,9 +157,13 @@ type Result struct {
 	E2ESeconds            float64 `json:"e2e_s,omitempty"`
 	E2EFirstCommitSeconds float64 `json:"e2e_first_commit_s,omitempty"`
 	E2ESteadyEventsPerSec float64 `json:"e2e_steady_events_per_s,omitempty"`
-	BareSeconds           float64 `json:"bare_s,omitempty"`
-	BareFirstCommitSecs   float64 `json:"bare_first_commit_s,omitempty"`
-	BareSteadyEventsPerS  float64 `json:"bare_steady_events_per_s,omitempty"`
+	// E2E2WorkersEventsPerSec is (b2): two worker processes, parallelism 2.
+	E2E2WorkersEventsPerSec float64 `json:"e2e_2workers_events_per_s,omitempty"`
+	// Scale1To2 is E2E2WorkersEventsPerSec / E2EEventsPerSec.
+	Scale1To2            float64 `json:"scale_1_to_2_workers,omitempty"`
+	BareSeconds          float64 `json:"bare_s,omitempty"`
+	BareFirstCommitSecs  float64 `json:"bare_first_commit_s,omitempty"`
+	BareSteadyEventsPerS float64 `json:"bare_steady_events_per_s,omitempty"`
 
 	FreshnessRate       float64 `json:"freshness_rate_events_per_s,omitempty"`
 	FreshnessPostedRate float64 `json:"freshness_posted_events_per_s,omitempty"`
@@ -233,6 +240,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		if err := r.e2e(ctx); err != nil {
 			return r.res, fmt.Errorf("end to end: %w", err)
 		}
+		if !cfg.SkipScale {
+			if err := r.scaleOut(ctx); err != nil {
+				return r.res, fmt.Errorf("scale-out: %w", err)
+			}
+		}
 		if !cfg.SkipFreshness {
 			if err := r.freshness(ctx); err != nil {
 				return r.res, fmt.Errorf("freshness: %w", err)
@@ -276,7 +288,7 @@ func (r *runner) cleanup() {
 	if r.mysqld == nil && r.server != nil && !r.cfg.KeepData {
 		// Our databases on someone else's server.
 		if db, err := openServer(context.Background(), r.server); err == nil {
-			for _, name := range []string{r.dbName, r.bareName} {
+			for _, name := range []string{r.dbName, r.bareName, r.dbName + "_scale"} {
 				if name != "" {
 					_, _ = db.Exec("DROP DATABASE IF EXISTS " + store.QuoteIdent(name))
 				}
@@ -343,7 +355,7 @@ func (r *runner) setupMySQL(ctx context.Context) error {
 		return fmt.Errorf("connecting to MySQL at %s: %w", r.server.Addr, err)
 	}
 	defer db.Close()
-	for _, name := range []string{r.dbName, r.bareName} {
+	for _, name := range []string{r.dbName, r.bareName, r.dbName + "_scale"} {
 		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+store.QuoteIdent(name)); err != nil {
 			return err
 		}
@@ -932,6 +944,79 @@ func (r *runner) e2e(ctx context.Context) error {
 	w.sample()
 	r.say("(b) E2E %.0f events/s: %d events from the workflow start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s); worker peak RSS so far %.0f MB. %s",
 		r.res.E2EEventsPerSec, r.cfg.Events, secs, r.res.E2EFirstCommitSeconds, w.peak(), cpu)
+	return nil
+}
+
+// scaleOut (b2) runs the end-to-end pipeline again over the same events
+// into a fresh database, with two `sluice worker` processes that can each
+// run one consume activity and a workflow of parallelism 2, so the topic's
+// partitions are split between the processes.
+func (r *runner) scaleOut(ctx context.Context) error {
+	name := r.dbName + "_scale"
+	db, err := r.openPipelineDB(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	r.settle(ctx, db)
+	tq := workflows.DefaultTaskQueue + "-scale"
+	var procs []*workerProc
+	defer func() {
+		for _, w := range procs {
+			w.stop()
+		}
+	}()
+	for i := 0; i < 2; i++ {
+		args := []string{"worker", "--temporal-address", r.stack.TemporalAddress, "--task-queue", tq,
+			"--mysql-dsn", r.dsn(name), "--kafka-brokers", strings.Join(r.stack.Brokers, ","),
+			"--identity", fmt.Sprintf("sluice-bench-scale-%d", i), "--max-concurrent-activities", "1"}
+		w, err := startWorker(r.cfg.WorkerBinary, args, filepath.Join(r.dir, fmt.Sprintf("worker-scale-%d.log", i)))
+		if err != nil {
+			return err
+		}
+		procs = append(procs, w)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := r.stack.Client.DescribeTaskQueue(ctx, tq, enumspb.TASK_QUEUE_TYPE_ACTIVITY)
+		if err == nil && len(resp.GetPollers()) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the two scale-out workers did not poll within 90 s:\n%s", procs[0].tail(20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	in := workflows.StreamIngestInput{ConsumeInput: r.consumeInput("scale"), Parallelism: 2}
+	t0 := time.Now()
+	if _, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: devstack.StreamWorkflowID("scale"), TaskQueue: tq,
+	}, workflows.StreamIngestName, in); err != nil {
+		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
+	}
+	check := func() error {
+		for _, w := range procs {
+			if w.exited() {
+				return fmt.Errorf("a scale-out worker exited:\n%s", w.tail(30))
+			}
+		}
+		return nil
+	}
+	p, err := r.caughtUp(ctx, db, "scale", r.end, r.catchUpTimeout(), check)
+	if err != nil {
+		return err
+	}
+	secs := p.last.Sub(t0).Seconds()
+	r.res.E2E2WorkersEventsPerSec = float64(r.cfg.Events) / secs
+	if r.res.E2EEventsPerSec > 0 {
+		r.res.Scale1To2 = r.res.E2E2WorkersEventsPerSec / r.res.E2EEventsPerSec
+	}
+	if err := r.verify(ctx, db, "scale-out"); err != nil {
+		return err
+	}
+	_ = r.stack.Client.TerminateWorkflow(ctx, devstack.StreamWorkflowID("scale"), "", "bench phase done")
+	r.say("(b2) SCALE-OUT %.0f events/s with 2 worker processes and parallelism 2 (%.2fx the single worker of (b)); same machine, so MySQL's 2 cores stay the limit",
+		r.res.E2E2WorkersEventsPerSec, r.res.Scale1To2)
 	return nil
 }
 
