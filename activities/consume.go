@@ -371,6 +371,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	c := h.c
 	w := h.writerFor(claim.Partition())
 	ctx := sess.Context()
+	var hw int64 = -1
 	for {
 		select {
 		case <-ctx.Done():
@@ -384,7 +385,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			if len(msg.Headers) > 0 {
 				d.parent = trace.SpanContextFromContext(kafka.ExtractContext(context.Background(), msg.Headers))
 			}
-			c.setHighWater(claim.Partition(), claim.HighWaterMarkOffset())
+			if n := claim.HighWaterMarkOffset(); n != hw {
+				hw = n
+				c.setHighWater(claim.Partition(), n)
+			}
 			select {
 			case w.in <- d: // blocks while the writer is busy: backpressure
 			case <-ctx.Done():
@@ -592,9 +596,13 @@ func (c *consumer) setPosition(p int32, next, hw int64) {
 	}
 }
 
+// setHighWater raises the partition's known end offset (the end-offset
+// poller may already know a newer one than the fetches).
 func (c *consumer) setHighWater(p int32, hw int64) {
 	c.mu.Lock()
-	c.part(p).HighWater = hw
+	if pp := c.part(p); hw > pp.HighWater {
+		pp.HighWater = hw
+	}
 	c.mu.Unlock()
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/sluicedata/sluice/activities"
 	"github.com/sluicedata/sluice/internal/devstack"
 	"github.com/sluicedata/sluice/internal/kafka"
+	"github.com/sluicedata/sluice/internal/store"
 	"github.com/sluicedata/sluice/internal/testutil/mysqltest"
 )
 
@@ -153,7 +154,7 @@ func waitCaughtUpSampling(t *testing.T, s *devstack.Stack, db *sqlx.DB, topic st
 			t.Fatalf("reading end offsets: %v", err)
 		}
 		stored = loadOffsets(t, db, topic)
-		if offsetsEqual(end, stored) {
+		if store.CaughtUp(end, stored) {
 			return end
 		}
 		sample()
@@ -163,33 +164,11 @@ func waitCaughtUpSampling(t *testing.T, s *devstack.Stack, db *sqlx.DB, topic st
 	return nil
 }
 
-func offsetsEqual(end, stored map[int32]int64) bool {
-	for p, e := range end {
-		if e == 0 {
-			if s, ok := stored[p]; ok && s != 0 {
-				return false
-			}
-			continue
-		}
-		if stored[p] != e {
-			return false
-		}
-	}
-	return true
-}
-
 func loadOffsets(t *testing.T, db *sqlx.DB, topic string) map[int32]int64 {
 	t.Helper()
-	rows := []struct {
-		P int32 `db:"kafka_partition"`
-		N int64 `db:"next_offset"`
-	}{}
-	if err := db.Select(&rows, "SELECT kafka_partition, next_offset FROM kafka_offsets WHERE pipeline = 'default' AND topic = ?", topic); err != nil {
-		t.Fatalf("reading kafka_offsets: %v", err)
-	}
-	out := map[int32]int64{}
-	for _, r := range rows {
-		out[r.P] = r.N
+	out, err := store.LoadOffsets(context.Background(), db, "default", topic)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

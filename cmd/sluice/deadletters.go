@@ -59,7 +59,7 @@ func deadLettersList(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	letters, err := store.ListDeadLetters(ctx, &store.Writer{DB: db}, *pipeline, *topic, time.Now().UTC().Add(-*since), *all == "true", *limit)
+	letters, err := store.ListDeadLetters(ctx, db, *pipeline, *topic, time.Now().UTC().Add(-*since), *all == "true", *limit)
 	if err != nil {
 		return err
 	}

@@ -728,7 +728,7 @@ func (r *runner) caughtUp(ctx context.Context, db *sqlx.DB, pipeline string, end
 				p.firstCommitted += o
 			}
 		}
-		if offsetsEqual(end, stored) {
+		if store.CaughtUp(end, stored) {
 			p.last = now
 			return p, nil
 		}
@@ -744,21 +744,6 @@ func (r *runner) caughtUp(ctx context.Context, db *sqlx.DB, pipeline string, end
 		}
 	}
 	return p, fmt.Errorf("not caught up within %s: end offsets %v, kafka_offsets %v", timeout, end, stored)
-}
-
-func offsetsEqual(end, stored map[int32]int64) bool {
-	for p, e := range end {
-		if e == 0 {
-			if s, ok := stored[p]; ok && s != 0 {
-				return false
-			}
-			continue
-		}
-		if stored[p] != e {
-			return false
-		}
-	}
-	return true
 }
 
 func (r *runner) catchUpTimeout() time.Duration {

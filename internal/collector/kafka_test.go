@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/sluicedata/sluice/internal/kafka"
+	"github.com/sluicedata/sluice/internal/testutil/kafkatest"
 	"github.com/sluicedata/sluice/schemas"
 )
 
@@ -26,13 +25,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	t.Cleanup(func() { otel.SetTextMapPropagator(prevProp) })
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatalf("starting kfake: %v", err)
-	}
-	t.Cleanup(cluster.Close)
-	kcfg := kafka.DefaultConfig()
-	kcfg.Brokers = cluster.ListenAddrs()
+	cluster, kcfg := kafkatest.Start(t)
 	const topic = "events.v1"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -99,7 +92,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 		t.Fatalf("topic holds %d records, want %d", total, n)
 	}
 
-	got := consume(t, kcfg, topic, offsets)
+	got := kafkatest.ReadTo(t, kcfg, topic, offsets)
 	seen := map[string]bool{}
 	for _, m := range got {
 		ev, err := schemas.DecodeEvent(m.Value, time.Now())
@@ -138,40 +131,4 @@ func TestKafkaEndToEnd(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || failed["accepted"] != float64(0) {
 		t.Fatalf("after broker loss: status %d, Retry-After %q, body %v", resp.StatusCode, resp.Header.Get("Retry-After"), failed)
 	}
-}
-
-// consume reads every record below the given end offsets.
-func consume(t *testing.T, cfg kafka.Config, topic string, ends map[int32]int64) []*sarama.ConsumerMessage {
-	t.Helper()
-	sc, err := cfg.Sarama()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := sarama.NewConsumer(cfg.Brokers, sc)
-	if err != nil {
-		t.Fatalf("NewConsumer: %v", err)
-	}
-	defer func() { _ = c.Close() }()
-	var out []*sarama.ConsumerMessage
-	for p, end := range ends {
-		if end == 0 {
-			continue
-		}
-		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatalf("ConsumePartition %d: %v", p, err)
-		}
-		timeout := time.After(15 * time.Second)
-		for read := false; !read; {
-			select {
-			case m := <-pc.Messages():
-				out = append(out, m)
-				read = m.Offset+1 >= end
-			case <-timeout:
-				t.Fatalf("timed out reading partition %d", p)
-			}
-		}
-		_ = pc.Close()
-	}
-	return out
 }

@@ -438,6 +438,17 @@ func newIngestID() int64 {
 	return int64(binary.LittleEndian.Uint64(b[:]) >> 1)
 }
 
+// CaughtUp reports whether the stored next offsets reach the topic's end
+// offsets on every partition (a partition with no row counts as 0).
+func CaughtUp(end, stored map[int32]int64) bool {
+	for p, e := range end {
+		if stored[p] != e {
+			return false
+		}
+	}
+	return true
+}
+
 // LoadOffsets returns the stored next offset of every partition of a
 // pipeline's topic.
 func LoadOffsets(ctx context.Context, db sqlx.QueryerContext, pipeline, topic string) (map[int32]int64, error) {

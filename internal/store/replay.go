@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/sluicedata/sluice/schemas"
 )
 
@@ -183,7 +185,7 @@ type ParkedLetter struct {
 
 // ListDeadLetters returns parked letters, newest first. pipeline and topic
 // filter when not empty; includeReplayed also lists re-ingested ones.
-func ListDeadLetters(ctx context.Context, w *Writer, pipeline, topic string, since time.Time, includeReplayed bool, limit int) ([]ParkedLetter, error) {
+func ListDeadLetters(ctx context.Context, db sqlx.QueryerContext, pipeline, topic string, since time.Time, includeReplayed bool, limit int) ([]ParkedLetter, error) {
 	q := "SELECT dl_date, pipeline, topic, kafka_partition, kafka_offset, reason, created_at, replayed_at, replay_note, raw FROM dead_letters WHERE dl_date >= ?"
 	args := []any{since.Format(dayLayout)}
 	if pipeline != "" {
@@ -200,7 +202,7 @@ func ListDeadLetters(ctx context.Context, w *Writer, pipeline, topic string, sin
 	q += " ORDER BY created_at DESC, kafka_partition, kafka_offset LIMIT ?"
 	args = append(args, limit)
 	var out []ParkedLetter
-	if err := w.DB.SelectContext(ctx, &out, q, args...); err != nil {
+	if err := sqlx.SelectContext(ctx, db, &out, q, args...); err != nil {
 		return nil, fmt.Errorf("listing dead letters: %w", err)
 	}
 	return out, nil

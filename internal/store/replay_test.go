@@ -78,7 +78,7 @@ func TestReplayChunkIngestsOnce(t *testing.T) {
 	if err != nil || res.Scanned != 1 {
 		t.Fatalf("replay of partition 0 offset 10 = %+v, %v", res, err)
 	}
-	parked, err := store.ListDeadLetters(ctx, w, "p", "t", at.AddDate(0, 0, -1), false, 100)
+	parked, err := store.ListDeadLetters(ctx, db, "p", "t", at.AddDate(0, 0, -1), false, 100)
 	if err != nil || len(parked) != 2 {
 		t.Fatalf("list = %d letters, %v; want the 2 still parked", len(parked), err)
 	}

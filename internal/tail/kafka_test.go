@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/sluicedata/sluice/internal/kafka"
+	"github.com/sluicedata/sluice/internal/testutil/kafkatest"
 	"github.com/sluicedata/sluice/schemas"
 )
 
@@ -72,13 +72,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 		otel.SetTextMapPropagator(prevProp)
 	})
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatalf("starting kfake: %v", err)
-	}
-	t.Cleanup(cluster.Close)
-	kcfg := kafka.DefaultConfig()
-	kcfg.Brokers = cluster.ListenAddrs()
+	_, kcfg := kafkatest.Start(t)
 	const topic = "logs"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -114,7 +108,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("EndOffsets: %v", err)
 		}
-		recs := consumeTopic(t, kcfg, topic, offsets)
+		recs := kafkatest.ReadTo(t, kcfg, topic, offsets)
 		ids := map[string]bool{}
 		var logs []*sarama.ConsumerMessage
 		invalid := 0
@@ -171,42 +165,6 @@ func TestKafkaEndToEnd(t *testing.T) {
 	if total := check(numbered("line", 0, 70), 75); total <= 76 {
 		t.Errorf("topic holds %d records; the write-then-fail attempt should have left duplicates", total)
 	}
-}
-
-// consumeTopic reads every record below the given end offsets.
-func consumeTopic(t *testing.T, cfg kafka.Config, topic string, ends map[int32]int64) []*sarama.ConsumerMessage {
-	t.Helper()
-	sc, err := cfg.Sarama()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := sarama.NewConsumer(cfg.Brokers, sc)
-	if err != nil {
-		t.Fatalf("NewConsumer: %v", err)
-	}
-	defer func() { _ = c.Close() }()
-	var out []*sarama.ConsumerMessage
-	for p, end := range ends {
-		if end == 0 {
-			continue
-		}
-		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatalf("ConsumePartition %d: %v", p, err)
-		}
-		timeout := time.After(15 * time.Second)
-		for done := false; !done; {
-			select {
-			case m := <-pc.Messages():
-				out = append(out, m)
-				done = m.Offset+1 >= end
-			case <-timeout:
-				t.Fatalf("timed out reading partition %d", p)
-			}
-		}
-		_ = pc.Close()
-	}
-	return out
 }
 
 func findHeader(hs []*sarama.RecordHeader, key string) string {
