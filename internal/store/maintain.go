@@ -15,6 +15,7 @@ var DefaultRetentionDays = map[string]int{
 	"events":             90,
 	"item_counts_minute": 400,
 	"dead_letters":       30,
+	"trending_daily":     400,
 }
 
 // TableMaintenance reports what maintenance did to one table.

@@ -21,6 +21,7 @@ var PartitionedTables = []PartitionedTable{
 	{Table: "events", Column: "event_date"},
 	{Table: "item_counts_minute", Column: "event_date"},
 	{Table: "dead_letters", Column: "dl_date"},
+	{Table: "trending_daily", Column: "day"},
 }
 
 // Partition is one partition of a table as information_schema reports it.
