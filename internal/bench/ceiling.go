@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"github.com/sluicedata/sluice/internal/sqltext"
 	"io"
 	"strconv"
 	"sync"
@@ -37,62 +38,6 @@ type ceilingRun struct {
 	RowsPerSec float64 `json:"rows_per_s"`
 }
 
-// appendQuoted appends s as a MySQL string literal (backslash escapes,
-// the server's default sql_mode without NO_BACKSLASH_ESCAPES).
-func appendQuoted(b []byte, s string) []byte {
-	b = append(b, '\'')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		var esc byte
-		switch s[i] {
-		case 0:
-			esc = '0'
-		case '\n':
-			esc = 'n'
-		case '\r':
-			esc = 'r'
-		case 0x1a:
-			esc = 'Z'
-		case '\'', '"', '\\':
-			esc = s[i]
-		default:
-			continue
-		}
-		b = append(b, s[start:i]...)
-		b = append(b, '\\', esc)
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '\'')
-}
-
-// appendTSV appends s as a LOAD DATA field (FIELDS TERMINATED BY '\t'
-// ESCAPED BY '\\' LINES TERMINATED BY '\n').
-func appendTSV(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		var esc byte
-		switch s[i] {
-		case 0:
-			esc = '0'
-		case '\n':
-			esc = 'n'
-		case '\r':
-			esc = 'r'
-		case '\t':
-			esc = 't'
-		case '\\':
-			esc = '\\'
-		default:
-			continue
-		}
-		b = append(b, s[start:i]...)
-		b = append(b, '\\', esc)
-		start = i + 1
-	}
-	return append(b, s[start:]...)
-}
-
 // renderInsert builds one multi-row INSERT for rows.
 func renderInsert(b []byte, rows []row, ingestID, ingestedAt string) []byte {
 	b = append(b, "INSERT INTO "+ceilingTable+" ("+eventColumns+") VALUES "...)
@@ -102,26 +47,26 @@ func renderInsert(b []byte, rows []row, ingestID, ingestedAt string) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, '(')
-		b = appendQuoted(b, r.date)
+		b = sqltext.AppendQuoted(b, r.date)
 		b = append(b, ',')
-		b = appendQuoted(b, r.id)
+		b = sqltext.AppendQuoted(b, r.id)
 		b = append(b, ',')
-		b = appendQuoted(b, r.typ)
+		b = sqltext.AppendQuoted(b, r.typ)
 		b = append(b, ',')
-		b = appendQuoted(b, r.occurred)
+		b = sqltext.AppendQuoted(b, r.occurred)
 		b = append(b, ',')
-		b = appendQuoted(b, r.user)
+		b = sqltext.AppendQuoted(b, r.user)
 		b = append(b, ',')
-		b = appendQuoted(b, r.item)
+		b = sqltext.AppendQuoted(b, r.item)
 		b = append(b, ',')
-		b = appendQuoted(b, r.channel)
+		b = sqltext.AppendQuoted(b, r.channel)
 		b = append(b, ',')
-		b = appendQuoted(b, r.city)
+		b = sqltext.AppendQuoted(b, r.city)
 		b = append(b, ',')
 		if r.attrs == nil {
 			b = append(b, "NULL"...)
 		} else {
-			b = appendQuoted(b, string(r.attrs))
+			b = sqltext.AppendQuoted(b, string(r.attrs))
 		}
 		b = append(b, ',')
 		b = strconv.AppendInt(b, int64(r.partition), 10)
@@ -141,13 +86,13 @@ func renderTSV(b []byte, rows []row, ingestID, ingestedAt string) []byte {
 	for i := range rows {
 		r := &rows[i]
 		for _, s := range [...]string{r.date, r.id, r.typ, r.occurred, r.user, r.item, r.channel, r.city} {
-			b = appendTSV(b, s)
+			b = sqltext.AppendTSV(b, s)
 			b = append(b, '\t')
 		}
 		if r.attrs == nil {
 			b = append(b, `\N`...)
 		} else {
-			b = appendTSV(b, string(r.attrs))
+			b = sqltext.AppendTSV(b, string(r.attrs))
 		}
 		b = append(b, '\t')
 		b = strconv.AppendInt(b, int64(r.partition), 10)
