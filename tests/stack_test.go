@@ -27,11 +27,11 @@ import (
 
 // stackPorts are the ports one test stack uses; a restart reuses them.
 type stackPorts struct {
-	temporal, ui, kafka, collector int
+	temporal, ui, kafka, collector, api int
 }
 
 // freeStackPorts finds a Temporal base port whose +1, +2 and +6 are free
-// too, and free ports for the UI, broker and collector.
+// too, and free ports for the UI, broker, collector and query API.
 func freeStackPorts(t *testing.T, withUI bool) stackPorts {
 	t.Helper()
 	var p stackPorts
@@ -62,7 +62,7 @@ func freeStackPorts(t *testing.T, withUI bool) stackPorts {
 	if withUI {
 		p.ui = next()
 	}
-	p.kafka, p.collector = next(), next()
+	p.kafka, p.collector, p.api = next(), next(), next()
 	return p
 }
 
@@ -93,6 +93,7 @@ func newStackConfig(t *testing.T, withUI bool) (devstack.Config, *sqlx.DB, strin
 		UIPort:        p.ui,
 		KafkaPort:     p.kafka,
 		CollectorAddr: fmt.Sprintf("127.0.0.1:%d", p.collector),
+		APIAddr:       fmt.Sprintf("127.0.0.1:%d", p.api),
 		MySQLDSN:      dsn,
 		Topic:         "events",
 		Pipeline:      "default",

@@ -39,6 +39,7 @@ func cmdDev(ctx context.Context, args []string, out io.Writer, log *slog.Logger)
 	dsn := fs.String("mysql-dsn", d.MySQLDSN, "MySQL DSN (go-sql-driver format)")
 	collectorAddr := fs.String("collector-addr", d.CollectorAddr, "collector listen address")
 	token := fs.String("collector-token", "", "bearer token the collector requires (empty: none)")
+	apiAddr := fs.String("api-addr", d.APIAddr, "query API listen address (off disables the API)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func cmdDev(ctx context.Context, args []string, out io.Writer, log *slog.Logger)
 		DataDir: *dataDir, TemporalAddress: *temporalAddr, TemporalPort: *temporalPort, UIPort: *uiPort,
 		Namespace: *namespace, TaskQueue: *taskQueue, KafkaBrokers: splitList(*brokers), KafkaPort: *kafkaPort,
 		Partitions: *partitions, Topic: *topic, Pipeline: *pipeline, MySQLDSN: *dsn,
-		CollectorAddr: *collectorAddr, CollectorToken: *token, Logger: log, Out: out,
+		CollectorAddr: *collectorAddr, CollectorToken: *token, APIAddr: *apiAddr, Logger: log, Out: out,
 	})
 }
 

@@ -29,10 +29,11 @@ usage: sluice <command> [flags]
 
 commands:
   dev       run everything on this machine: Temporal server + Web UI, a
-            Kafka-protocol broker, migrations, a worker, the collector and
-            the stream pipeline
+            Kafka-protocol broker, migrations, a worker, the collector, the
+            query API and the stream pipeline
   worker    run a Temporal worker with every workflow and activity
   collect   run the HTTP collector (POST /v1/events -> Kafka)
+  api       run the query API (GET /v1/trending, recommendations, also-shared)
   migrate   apply MySQL migrations and create daily partitions
   loadgen   generate synthetic restaurant-sharing events
   bench     measure throughput (vs the MySQL ceiling), freshness and worker memory
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fn = cmdWorker
 	case "collect":
 		fn = cmdCollect
+	case "api":
+		fn = cmdAPI
 	case "migrate":
 		fn = cmdMigrate
 	case "loadgen":

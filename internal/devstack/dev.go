@@ -1,7 +1,8 @@
 // Package devstack runs Sluice's whole platform on one machine: an embedded
 // Temporal server and Web UI, an in-process Kafka-protocol broker, MySQL
-// migrations, a worker, the collector and the stream pipeline. It is the only
-// package (with tests/) that links the Temporal server and the broker.
+// migrations, a worker, the collector, the query API and the stream pipeline.
+// It is the only package (with tests/) that links the Temporal server and the
+// broker.
 package devstack
 
 import (
@@ -14,12 +15,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/sluicedata/sluice/activities"
+	"github.com/sluicedata/sluice/internal/api"
 	"github.com/sluicedata/sluice/internal/collector"
 	"github.com/sluicedata/sluice/internal/kafka"
 	"github.com/sluicedata/sluice/internal/schedules"
@@ -56,6 +59,12 @@ type Config struct {
 	CollectorAddr  string
 	CollectorToken string
 
+	// APIAddr is where the query API listens (default :8081; "off" or "-1"
+	// disables it).
+	APIAddr string
+	// API tunes the query API's cache (zero values: its defaults).
+	API api.Options
+
 	// PartitionDaysAhead of daily partitions created at start (default 7).
 	PartitionDaysAhead int
 	// ConsumeOverrides tune the stream pipeline (batch size, writers, ...).
@@ -85,6 +94,7 @@ func DefaultConfig() Config {
 		Pipeline:           "default",
 		MySQLDSN:           store.DefaultDSN,
 		CollectorAddr:      ":8080",
+		APIAddr:            ":8081",
 		PartitionDaysAhead: 7,
 	}
 }
@@ -113,6 +123,7 @@ func (c Config) withDefaults() Config {
 	set(&c.Pipeline, d.Pipeline)
 	set(&c.MySQLDSN, d.MySQLDSN)
 	set(&c.CollectorAddr, d.CollectorAddr)
+	set(&c.APIAddr, d.APIAddr)
 	seti(&c.PartitionDaysAhead, d.PartitionDaysAhead)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -122,6 +133,9 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// APIDisabled reports whether an APIAddr value turns the query API off.
+func APIDisabled(addr string) bool { return addr == "off" || addr == "-1" }
 
 // StreamWorkflowID is the workflow id of a pipeline's StreamIngestWorkflow.
 func StreamWorkflowID(pipeline string) string { return "stream-" + pipeline }
@@ -135,6 +149,7 @@ type Stack struct {
 	Client    client.Client
 	Worker    *workers.Worker
 	Collector string // the collector's base URL
+	API       string // the query API's base URL; empty when disabled
 	UIURL     string
 	// TemporalAddress is the frontend the stack's client uses.
 	TemporalAddress string
@@ -170,6 +185,11 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	}
 	if err := checkFree(cfg.CollectorAddr, "collector HTTP", "--collector-addr"); err != nil {
 		return nil, err
+	}
+	if !APIDisabled(cfg.APIAddr) {
+		if err := checkFree(cfg.APIAddr, "query API HTTP", "--api-addr (or --api-addr off)"); err != nil {
+			return nil, err
+		}
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -287,6 +307,14 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		}
 	}()
 
+	// Query API, with its own connection pool so readers never queue
+	// behind the stream's writers.
+	if !APIDisabled(cfg.APIAddr) {
+		if err := s.startAPI(ctx, runCtx); err != nil {
+			return nil, err
+		}
+	}
+
 	if cfg.NoPipeline {
 		return s, nil
 	}
@@ -306,6 +334,37 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 		return nil, fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
 	}
 	return s, nil
+}
+
+func (s *Stack) startAPI(ctx, runCtx context.Context) error {
+	cfg := s.cfg
+	db, err := store.Open(ctx, cfg.MySQLDSN)
+	if err != nil {
+		return fmt.Errorf("query API: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		db.Close()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return &PortInUseError{Addr: cfg.APIAddr, What: "query API HTTP", Flag: "--api-addr (or --api-addr off)"}
+		}
+		return fmt.Errorf("query API: listening on %s: %w", cfg.APIAddr, err)
+	}
+	opts := cfg.API
+	if opts.Logger == nil {
+		opts.Logger = cfg.Logger
+	}
+	h := api.New(db, opts)
+	s.API = "http://" + displayAddr(ln.Addr())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer db.Close()
+		if err := api.Serve(runCtx, ln, h, cfg.Logger); err != nil {
+			s.errs <- err
+		}
+	}()
+	return nil
 }
 
 // Errors reports a component that stopped on its own.
@@ -332,6 +391,10 @@ func (s *Stack) PrintSummary(w io.Writer) {
 	fmt.Fprintf(w, "                    topic %s\n", c.Topic)
 	fmt.Fprintf(w, "  MySQL             %s\n", redactDSN(c.MySQLDSN))
 	fmt.Fprintf(w, "  Collector         POST %s/v1/events   (GET /healthz, /readyz)\n", s.Collector)
+	if s.API != "" {
+		fmt.Fprintf(w, "  Query API         GET  %s/v1/trending?window=1h|24h|7d&city=&limit=\n", s.API)
+		fmt.Fprintln(w, "                    GET  /v1/users/{id}/recommendations, /v1/items/{id}/also-shared")
+	}
 	fmt.Fprintf(w, "  Stream pipeline   %s %s: topic %s -> MySQL\n", workflows.StreamIngestName, StreamWorkflowID(c.Pipeline), c.Topic)
 	for _, d := range schedules.Defaults() {
 		fmt.Fprintf(w, "  Schedule          %s: %s at cron %q (UTC)\n", d.ID, d.Workflow, d.Cron)
