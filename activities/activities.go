@@ -25,6 +25,12 @@ const (
 	ReconcileName          = "Reconcile"
 )
 
+// Registered names of BackfillWorkflow's activities.
+const (
+	BackfillRebuildDayName    = "BackfillRebuildDay"
+	BackfillPrepareReplayName = "BackfillPrepareReplay"
+)
+
 // Deps are what the activities need from the process that hosts them.
 type Deps struct {
 	DB    *sqlx.DB
@@ -63,4 +69,6 @@ func Register(r worker.ActivityRegistry, a *Activities) {
 	r.RegisterActivityWithOptions(a.ReplayDeadLetters, activity.RegisterOptions{Name: ReplayDeadLettersName})
 	r.RegisterActivityWithOptions(a.MaintainPartitions, activity.RegisterOptions{Name: MaintainPartitionsName})
 	r.RegisterActivityWithOptions(a.Reconcile, activity.RegisterOptions{Name: ReconcileName})
+	r.RegisterActivityWithOptions(a.BackfillRebuildDay, activity.RegisterOptions{Name: BackfillRebuildDayName})
+	r.RegisterActivityWithOptions(a.BackfillPrepareReplay, activity.RegisterOptions{Name: BackfillPrepareReplayName})
 }

@@ -40,7 +40,7 @@ var errFenced = errors.New("offset fenced")
 // second and runs until cancelled or until SessionSeconds have passed.
 func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgress, error) {
 	in = in.WithDefaults()
-	if err := in.Validate(); err != nil {
+	if err := errors.Join(in.Validate(), in.validateUntil()); err != nil {
 		return ConsumeProgress{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
 	}
 	info := activity.GetInfo(ctx)
@@ -106,6 +106,11 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 	<-hbDone
 	final := c.snapshot()
 	activity.RecordHeartbeat(ctx, final)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		// Cancelled (pause): the workflow gets the final progress as the
+		// cancellation's details.
+		return final, temporal.NewCanceledError(final)
+	}
 	if ctx.Err() != nil {
 		return final, ctx.Err()
 	}
@@ -127,7 +132,7 @@ func (a *Activities) Consume(ctx context.Context, in ConsumeInput) (ConsumeProgr
 // is done or in.SessionSeconds pass, and returns the final progress.
 func (a *Activities) ConsumeLoop(ctx context.Context, in ConsumeInput, progress func(ConsumeProgress)) (ConsumeProgress, error) {
 	in = in.WithDefaults()
-	if err := in.Validate(); err != nil {
+	if err := errors.Join(in.Validate(), in.validateUntil()); err != nil {
 		return ConsumeProgress{}, err
 	}
 	if in.SessionSeconds > 0 {
@@ -162,6 +167,11 @@ type decoded struct {
 	event  schemas.Event
 	err    error
 	parent trace.SpanContext
+	// skipTo > 0 marks no message but the end of a bounded replay's
+	// partition: msg is the first message at or past it, so everything
+	// deliverable below was delivered and the position moves to skipTo
+	// (over offsets never delivered: transaction markers, compacted records).
+	skipTo int64
 }
 
 type consumer struct {
@@ -171,6 +181,9 @@ type consumer struct {
 	writer *store.Writer
 	tracer trace.Tracer
 	m      consumeMetrics
+
+	// reached is set once a bounded replay is complete (UntilOffsets).
+	reached atomic.Bool
 
 	mu       sync.Mutex
 	prog     ConsumeProgress
@@ -257,6 +270,22 @@ func (c *consumer) run(ctx context.Context) error {
 	if err != nil {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
 	}
+	if c.in.UntilOffsets != nil {
+		// A bounded replay ends when MySQL says every partition reached
+		// its end: checked first, then every 250 ms while consuming.
+		stored, err := loadOffsetsRetrying(ctx, c)
+		if err != nil {
+			return nil // ctx ended
+		}
+		if c.in.UntilReached(stored) {
+			c.reached.Store(true)
+			return nil
+		}
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		defer stop()
+		go c.watchUntil(ctx, stop)
+	}
 	// End offsets come from a separate client every couple of seconds, so
 	// the reported lag stays true while backpressure stops fetching.
 	if oc, err := sarama.NewClient(c.a.kafka.Brokers, sc); err == nil {
@@ -303,6 +332,30 @@ func (c *consumer) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// watchUntil polls kafka_offsets until a bounded replay is complete, then
+// stops the consumer.
+func (c *consumer) watchUntil(ctx context.Context, stop context.CancelFunc) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stored, err := store.LoadOffsets(ctx, c.a.db, c.in.Pipeline, c.in.Topic)
+		if err != nil {
+			continue // the writers report MySQL trouble
+		}
+		if c.in.UntilReached(stored) {
+			c.reached.Store(true)
+			c.log.Info("bounded replay complete", "until_offsets", c.in.UntilOffsets)
+			stop()
+			return
+		}
+	}
 }
 
 // handler is the sarama ConsumerGroupHandler of one consumer group client.
@@ -372,6 +425,13 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	w := h.writerFor(claim.Partition())
 	ctx := sess.Context()
 	var hw int64 = -1
+	// A bounded replay consumes a listed partition below its until offset
+	// and nothing of an unlisted one.
+	until, bounded := int64(-1), c.in.UntilOffsets != nil
+	if bounded {
+		until = c.in.UntilOffsets[claim.Partition()]
+	}
+	marked := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -379,6 +439,22 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		case msg, ok := <-claim.Messages():
 			if !ok {
 				return nil
+			}
+			if bounded && msg.Offset >= until {
+				if n := claim.HighWaterMarkOffset(); n != hw {
+					hw = n
+					c.setHighWater(claim.Partition(), n)
+				}
+				if marked || until == 0 {
+					continue
+				}
+				marked = true
+				select {
+				case w.in <- decoded{msg: msg, skipTo: until}:
+				case <-ctx.Done():
+					return nil
+				}
+				continue
 			}
 			d := decoded{msg: msg}
 			d.event, d.err = schemas.DecodeEvent(msg.Value, time.Now())
@@ -500,6 +576,19 @@ func (w *partWriter) flush(ctx context.Context, batch []decoded) bool {
 	var links []trace.Link
 	for _, d := range batch {
 		p := d.msg.Partition
+		if d.skipTo > 0 {
+			cur, ok := next[p]
+			if !ok {
+				cur = w.pos[p]
+			}
+			if d.skipTo > cur {
+				if !ok {
+					order = append(order, p)
+				}
+				next[p] = d.skipTo
+			}
+			continue
+		}
 		if _, ok := next[p]; !ok {
 			order = append(order, p)
 		}
@@ -626,8 +715,13 @@ func (c *consumer) snapshot() ConsumeProgress {
 			p.Lag = p.HighWater - max(p.NextOffset, 0)
 			out.Lag += p.Lag
 		}
+		if until, ok := c.in.UntilOffsets[p.Partition]; ok {
+			p.UntilOffset = &until
+			out.Remaining += max(until-max(p.NextOffset, 0), 0)
+		}
 		out.Partitions = append(out.Partitions, p)
 	}
+	out.UntilReached = c.reached.Load()
 	sort.Slice(out.Partitions, func(i, j int) bool { return out.Partitions[i].Partition < out.Partitions[j].Partition })
 	if dt := now.Sub(c.rateMark); dt >= 2*time.Second {
 		c.prog.EventsPerSec = float64(c.prog.Messages-c.rateMsgs) / dt.Seconds()

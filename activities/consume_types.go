@@ -31,6 +31,12 @@ type ConsumeInput struct {
 	ProgressSeconds int `json:"progress_seconds,omitempty"`
 	// Slot numbers the activity among its workflow's parallel consumers.
 	Slot int `json:"slot,omitempty"`
+	// UntilOffsets bounds a replay (BackfillWorkflow): each listed
+	// partition is consumed up to, not including, its offset, a partition
+	// not listed is not consumed, and the activity returns (UntilReached)
+	// once kafka_offsets holds at least these offsets for every partition.
+	// Unset: consume without end.
+	UntilOffsets map[int32]int64 `json:"until_offsets,omitempty"`
 }
 
 // ProgressSignalName is the signal a consume activity sends its workflow.
@@ -90,6 +96,36 @@ func (in ConsumeInput) Validate() error {
 	return nil
 }
 
+// validateUntil checks UntilOffsets. It is apart from Validate, which
+// workflow code calls: ranging over a map is not deterministic.
+func (in ConsumeInput) validateUntil() error {
+	bad := 0
+	for p, o := range in.UntilOffsets {
+		if p < 0 || o < 0 {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("until_offsets: partitions and offsets must be >= 0 (%d entries are not)", bad)
+	}
+	return nil
+}
+
+// UntilReached reports whether the stored next offsets reach in's
+// UntilOffsets on every listed partition (a partition with no stored row
+// has reached only an offset of 0).
+func (in ConsumeInput) UntilReached(stored map[int32]int64) bool {
+	for p, until := range in.UntilOffsets {
+		if until == 0 {
+			continue
+		}
+		if o, ok := stored[p]; !ok || o < until {
+			return false
+		}
+	}
+	return true
+}
+
 // PartitionProgress is the committed position and lag of one partition.
 type PartitionProgress struct {
 	Partition int32 `json:"partition"`
@@ -99,6 +135,9 @@ type PartitionProgress struct {
 	HighWater int64 `json:"high_water"`
 	// Lag is HighWater - NextOffset.
 	Lag int64 `json:"lag"`
+	// UntilOffset is where a bounded replay stops on this partition
+	// (ConsumeInput.UntilOffsets; absent when unbounded).
+	UntilOffset *int64 `json:"until_offset,omitempty"`
 }
 
 // ConsumeProgress is what the activity heartbeats (the Temporal UI shows it
@@ -122,4 +161,10 @@ type ConsumeProgress struct {
 	// LastError is the most recent write or fetch error, if any.
 	LastError string    `json:"last_error,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Remaining is, for a bounded replay, the messages left below the
+	// UntilOffsets of the partitions this activity owns.
+	Remaining int64 `json:"remaining,omitempty"`
+	// UntilReached says a bounded replay is complete: every partition is
+	// committed up to its UntilOffsets.
+	UntilReached bool `json:"until_reached,omitempty"`
 }

@@ -103,6 +103,9 @@ func (in StreamIngestInput) validate() error {
 	if err := in.ConsumeInput.Validate(); err != nil {
 		return err
 	}
+	if in.UntilOffsets != nil {
+		return fmt.Errorf("until_offsets: a stream has no end (BackfillWorkflow replays bounded ranges)")
+	}
 	if in.Parallelism < 1 || in.Parallelism > 64 {
 		return fmt.Errorf("parallelism: must be 1-64, got %d", in.Parallelism)
 	}
