@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/sluicedata/sluice/internal/kafka"
+	"github.com/sluicedata/sluice/internal/mining"
 )
 
 // Registered activity names: a durable API, never rename one.
@@ -47,6 +48,8 @@ type Activities struct {
 	kafka    kafka.Config
 	temporal client.Client
 	logger   *slog.Logger
+	// graphs caches the co_share run that recommend shards read.
+	graphs *mining.GraphCache
 }
 
 // New checks deps and returns the activities.
@@ -60,7 +63,7 @@ func New(deps Deps) (*Activities, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	return &Activities{db: deps.DB, kafka: deps.Kafka, temporal: deps.Temporal, logger: deps.Logger}, nil
+	return &Activities{db: deps.DB, kafka: deps.Kafka, temporal: deps.Temporal, logger: deps.Logger, graphs: &mining.GraphCache{}}, nil
 }
 
 // Register registers every activity under its durable name.
@@ -69,6 +72,7 @@ func Register(r worker.ActivityRegistry, a *Activities) {
 	r.RegisterActivityWithOptions(a.ReplayDeadLetters, activity.RegisterOptions{Name: ReplayDeadLettersName})
 	r.RegisterActivityWithOptions(a.MaintainPartitions, activity.RegisterOptions{Name: MaintainPartitionsName})
 	r.RegisterActivityWithOptions(a.Reconcile, activity.RegisterOptions{Name: ReconcileName})
+	registerMining(r, a)
 	r.RegisterActivityWithOptions(a.BackfillRebuildDay, activity.RegisterOptions{Name: BackfillRebuildDayName})
 	r.RegisterActivityWithOptions(a.BackfillPrepareReplay, activity.RegisterOptions{Name: BackfillPrepareReplayName})
 }

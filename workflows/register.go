@@ -11,5 +11,6 @@ func Register(r worker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(DeadLetterReplayWorkflow, workflow.RegisterOptions{Name: DeadLetterReplayName})
 	r.RegisterWorkflowWithOptions(PartitionMaintenanceWorkflow, workflow.RegisterOptions{Name: PartitionMaintenanceName})
 	r.RegisterWorkflowWithOptions(ReconcileWorkflow, workflow.RegisterOptions{Name: ReconcileName})
+	r.RegisterWorkflowWithOptions(MiningWorkflow, workflow.RegisterOptions{Name: MiningName})
 	r.RegisterWorkflowWithOptions(BackfillWorkflow, workflow.RegisterOptions{Name: BackfillName})
 }

@@ -126,7 +126,7 @@ func CoShareShard(ctx context.Context, db *sqlx.DB, run Run, shard int, progress
 	part := countPairs(s, p.MaxBasket)
 	st := Stats{RowsIn: s.rows, Users: part.users, Pairs: int64(len(part.pairs))}
 	data := part.encode()
-	tx, err := db.BeginTxx(ctx, nil)
+	tx, err := db.BeginTxx(ctx, readCommitted)
 	if err != nil {
 		return st, err
 	}

@@ -29,6 +29,7 @@
 package mining
 
 import (
+	"database/sql"
 	"fmt"
 	"regexp"
 )
@@ -126,3 +127,8 @@ func (s Stats) Add(o Stats) Stats {
 }
 
 const dayLayout = "2006-01-02"
+
+// readCommitted is the isolation of every mining transaction: pieces of a
+// run write disjoint rows of the same tables at once, and REPEATABLE READ's
+// gap locks would make their DELETE-then-INSERT deadlock.
+var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}

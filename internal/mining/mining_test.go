@@ -10,18 +10,10 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/sluicedata/sluice/internal/testutil/miningdata"
 	"github.com/sluicedata/sluice/internal/testutil/mysqltest"
 )
 
-// The hand-checked dataset. Day D (2026-11-10), shares:
-//
-//	u1 Shanghai: A B C      u4 Beijing: B C
-//	u2 Shanghai: A B        u5 Beijing: A A (twice)
-//	u3 Beijing:  A B D      u6 (no city): D E
-//	u7 Shanghai: A C
-//
-// plus a view by u1 of X (not a share: ignored) and, on D-1, u1 sharing E
-// in Shanghai (outside the co_share window D..D).
 var (
 	dayD  = time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)
 	dayD1 = dayD.AddDate(0, 0, -1)
@@ -29,25 +21,12 @@ var (
 
 func loadDataset(t *testing.T, db *sqlx.DB) {
 	t.Helper()
-	n := 0
-	add := func(day time.Time, typ, user, item, city string) {
-		n++
-		at := day.Add(time.Duration(8*60+n) * time.Minute)
+	for i, e := range miningdata.Events(dayD, "e") {
 		if _, err := db.Exec(`INSERT INTO events (event_date, event_id, type, occurred_at, user_id, item_id, channel, city, src_partition, src_offset, ingest_id, ingested_at)
-VALUES (?, ?, ?, ?, ?, ?, 'wechat', ?, 0, ?, 1, NOW(6))`, day.Format(dayLayout), fmt.Sprintf("e%d", n), typ, at, user, item, city, n); err != nil {
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 1, NOW(6))`, e.OccurredAt.Format(dayLayout), e.EventID, e.Type, e.OccurredAt, e.UserID, e.ItemID, e.Channel, e.City, i); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, s := range []struct{ user, city, items string }{
-		{"u1", "Shanghai", "A B C"}, {"u2", "Shanghai", "A B"}, {"u3", "Beijing", "A B D"}, {"u4", "Beijing", "B C"},
-		{"u5", "Beijing", "A A"}, {"u6", "", "D E"}, {"u7", "Shanghai", "A C"},
-	} {
-		for _, it := range strings.Fields(s.items) {
-			add(dayD, "share", s.user, it, s.city)
-		}
-	}
-	add(dayD, "view", "u1", "X", "Shanghai")
-	add(dayD1, "share", "u1", "E", "Shanghai")
 }
 
 func begin(t *testing.T, db *sqlx.DB, job string, from, to time.Time, p Params, wf string) Run {
@@ -72,33 +51,7 @@ func publish(t *testing.T, db *sqlx.DB, run Run, st Stats) {
 
 func rows(t *testing.T, db *sqlx.DB, q string, args ...any) string {
 	t.Helper()
-	r, err := db.Queryx(q, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var out []string
-	for r.Next() {
-		vals, err := r.SliceScan()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var f []string
-		for _, v := range vals {
-			switch v := v.(type) {
-			case []byte:
-				f = append(f, string(v))
-			case float64:
-				f = append(f, fmt.Sprintf("%.4f", v))
-			case time.Time:
-				f = append(f, v.Format(dayLayout))
-			default:
-				f = append(f, fmt.Sprint(v))
-			}
-		}
-		out = append(out, strings.Join(f, " "))
-	}
-	return strings.Join(out, "\n")
+	return miningdata.Rows(t, db, q, args...)
 }
 
 func runTrending(t *testing.T, db *sqlx.DB, wf string) Run {
@@ -112,8 +65,8 @@ func runTrending(t *testing.T, db *sqlx.DB, wf string) Run {
 		}
 		st = st.Add(s)
 	}
-	if st.RowsIn != 17 {
-		t.Fatalf("trending read %d share events, want 17", st.RowsIn)
+	if st.RowsIn != miningdata.Shares {
+		t.Fatalf("trending read %d share events, want %d", st.RowsIn, miningdata.Shares)
 	}
 	publish(t, db, run, st)
 	return run
@@ -130,8 +83,8 @@ func runCoShare(t *testing.T, db *sqlx.DB, wf string, shards int) Run {
 		}
 		st = st.Add(got)
 	}
-	if st.RowsIn != 16 || st.Users != 7 {
-		t.Fatalf("co_share shards read %d rows of %d users, want 16 of 7", st.RowsIn, st.Users)
+	if st.RowsIn != miningdata.SharesOnD || st.Users != miningdata.ShareUsers {
+		t.Fatalf("co_share shards read %d rows of %d users, want %d of %d", st.RowsIn, st.Users, miningdata.SharesOnD, miningdata.ShareUsers)
 	}
 	m, err := CoShareMerge(context.Background(), db, run, nil)
 	if err != nil {
@@ -147,30 +100,16 @@ func TestMiningJobsOnHandCheckedData(t *testing.T) {
 	loadDataset(t, db)
 
 	tr := runTrending(t, db, "wf-trending")
-	// Ties on users and shares fall to item_id; city '' is all cities.
-	want := strings.Join([]string{
-		"2026-11-09  1 E 1 1", "2026-11-09 Shanghai 1 E 1 1",
-		"2026-11-10  1 A 5 6", "2026-11-10  2 B 4 4", "2026-11-10  3 C 3 3", "2026-11-10  4 D 2 2", "2026-11-10  5 E 1 1",
-		"2026-11-10 Beijing 1 A 2 3", "2026-11-10 Beijing 2 B 2 2", "2026-11-10 Beijing 3 C 1 1", "2026-11-10 Beijing 4 D 1 1",
-		"2026-11-10 Shanghai 1 A 3 3", "2026-11-10 Shanghai 2 B 2 2", "2026-11-10 Shanghai 3 C 2 2",
-	}, "\n")
+	want := miningdata.Trending(dayD)
 	if got := rows(t, db, "SELECT day, city, rank_no, item_id, users, shares FROM trending_daily ORDER BY day, city, rank_no"); got != want {
 		t.Fatalf("trending_daily:\n%s\nwant:\n%s", got, want)
 	}
 
-	// N = 7 users; users(A,B,C) = 5,4,3; support AB 3, AC 2, BC 2 (AD, BD, DE
-	// have 1 < min_support 2). Three shards must add up to one.
+	// Three shards must add up to one.
 	for _, shards := range []int{1, 3} {
 		cs := runCoShare(t, db, fmt.Sprintf("wf-co-%d", shards), shards)
 		got := rows(t, db, "SELECT item_id, rank_no, other_item_id, support, confidence, lift FROM co_shares WHERE run_id = ? ORDER BY item_id, rank_no", cs.ID)
-		want := strings.Join([]string{
-			"A 1 B 3 0.6000 1.0500", // 3/5, 3*7/(5*4)
-			"A 2 C 2 0.4000 0.9333", // 2/5, 2*7/(5*3)
-			"B 1 A 3 0.7500 1.0500", // 3/4
-			"B 2 C 2 0.5000 1.1667", // 2/4, 2*7/(4*3)
-			"C 1 B 2 0.6667 1.1667", // same support as A: higher lift first
-			"C 2 A 2 0.6667 0.9333",
-		}, "\n")
+		want := miningdata.CoShares
 		if got != want {
 			t.Fatalf("co_shares with %d shards:\n%s\nwant:\n%s", shards, got, want)
 		}
@@ -191,20 +130,7 @@ func TestMiningJobsOnHandCheckedData(t *testing.T) {
 		st = st.Add(got)
 	}
 	publish(t, db, rec, st)
-	want = strings.Join([]string{
-		// u1 shared everything its neighbours and city know: nothing.
-		"u2 1 C 0.9000 co_share B", // 0.4 (A→C) + 0.5 (B→C)
-		"u3 1 C 0.9000 co_share B",
-		"u4 1 A 1.4167 co_share B", // 0.75 + 2/3
-		"u4 2 D 0.5000 trending Beijing",
-		"u5 1 B 0.6000 co_share A",
-		"u5 2 C 0.4000 co_share A",
-		"u5 3 D 0.5000 trending Beijing",
-		"u6 1 A 1.0000 trending ", // no city: the all-cities list
-		"u6 2 B 0.8000 trending ",
-		"u6 3 C 0.6000 trending ",
-		"u7 1 B 1.2667 co_share C", // 0.6 + 2/3, via the larger
-	}, "\n")
+	want = miningdata.Recommendations
 	if got := rows(t, db, "SELECT user_id, rank_no, item_id, score, reason, via FROM recommendations WHERE run_id = ? ORDER BY user_id, rank_no", rec.ID); got != want {
 		t.Fatalf("recommendations:\n%s\nwant:\n%s", got, want)
 	}

@@ -124,7 +124,7 @@ func Current(ctx context.Context, db sqlx.QueryerContext, job string) (int64, er
 // (readers pick the newest succeeded run). Publishing twice is a no-op.
 // Afterwards it removes staging data and the partitions of superseded runs.
 func Publish(ctx context.Context, db *sqlx.DB, run Run, st Stats, now time.Time) (Stats, error) {
-	tx, err := db.BeginTxx(ctx, nil)
+	tx, err := db.BeginTxx(ctx, readCommitted)
 	if err != nil {
 		return st, err
 	}

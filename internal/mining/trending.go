@@ -9,7 +9,7 @@ import (
 )
 
 // TrendingRankSQL ranks one day's items per city (and over all cities,
-// city ”), keeping the top N. Its placeholders: day, event type, day, event
+// city ""), keeping the top N. Its placeholders: day, event type, day, event
 // type, N. The benchmark runs the same ranking over a whole window as one
 // statement to measure the job against it.
 const TrendingRankSQL = `SELECT day, city, rn, item_id, users, shares FROM (
@@ -29,7 +29,7 @@ const TrendingRankSQL = `SELECT day, city, rn, item_id, users, shares FROM (
 func TrendingDay(ctx context.Context, db *sqlx.DB, run Run, day time.Time, p Params) (Stats, error) {
 	d := day.UTC().Format(dayLayout)
 	var st Stats
-	tx, err := db.BeginTxx(ctx, nil)
+	tx, err := db.BeginTxx(ctx, readCommitted)
 	if err != nil {
 		return st, err
 	}

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/sluicedata/sluice/activities"
+	"github.com/sluicedata/sluice/internal/mining"
 	"github.com/sluicedata/sluice/workflows"
 )
 
@@ -40,6 +41,22 @@ func Defaults() []Def {
 		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: 24 * time.Hour,
 		Note:          "daily partitions from yesterday to 7 days ahead; drop past retention",
+	}, {
+		ID:            "mining-trending",
+		Cron:          "5 * * * *",
+		Workflow:      workflows.MiningName,
+		Input:         workflows.MiningInput{Jobs: []string{mining.JobTrending}, Days: 2},
+		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: time.Hour,
+		Note:          "hourly: trending_daily for yesterday and today",
+	}, {
+		ID:            "mining-co-share-recommend",
+		Cron:          "30 1 * * *",
+		Workflow:      workflows.MiningName,
+		Input:         workflows.MiningInput{Jobs: []string{mining.JobCoShare, mining.JobRecommend}, LookbackDays: 30},
+		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: 24 * time.Hour,
+		Note:          "daily: co_shares over 30 days, then recommendations from them",
 	}}
 }
 

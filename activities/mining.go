@@ -1,0 +1,124 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/sluicedata/sluice/internal/mining"
+)
+
+// Registered names of MiningWorkflow's activities.
+const (
+	MiningBeginName          = "MiningBegin"
+	MiningTrendingDayName    = "MiningTrendingDay"
+	MiningCoShareShardName   = "MiningCoShareShard"
+	MiningCoShareMergeName   = "MiningCoShareMerge"
+	MiningRecommendShardName = "MiningRecommendShard"
+	MiningPublishName        = "MiningPublish"
+	MiningFailName           = "MiningFail"
+)
+
+func registerMining(r worker.ActivityRegistry, a *Activities) {
+	r.RegisterActivityWithOptions(a.MiningBegin, activity.RegisterOptions{Name: MiningBeginName})
+	r.RegisterActivityWithOptions(a.MiningTrendingDay, activity.RegisterOptions{Name: MiningTrendingDayName})
+	r.RegisterActivityWithOptions(a.MiningCoShareShard, activity.RegisterOptions{Name: MiningCoShareShardName})
+	r.RegisterActivityWithOptions(a.MiningCoShareMerge, activity.RegisterOptions{Name: MiningCoShareMergeName})
+	r.RegisterActivityWithOptions(a.MiningRecommendShard, activity.RegisterOptions{Name: MiningRecommendShardName})
+	r.RegisterActivityWithOptions(a.MiningPublish, activity.RegisterOptions{Name: MiningPublishName})
+	r.RegisterActivityWithOptions(a.MiningFail, activity.RegisterOptions{Name: MiningFailName})
+}
+
+// MiningBeginInput asks for a run of one job over [FromDay, ToDay].
+type MiningBeginInput struct {
+	Job     string        `json:"job"`
+	FromDay string        `json:"from_day"`
+	ToDay   string        `json:"to_day"`
+	Params  mining.Params `json:"params"`
+	Pieces  int           `json:"pieces"`
+}
+
+// MiningPiece is one fanned-out piece of a run: a day (trending) or a user
+// shard (co_share, recommend). Only these references travel through
+// workflow history, never rows.
+type MiningPiece struct {
+	Run   mining.Run `json:"run"`
+	Day   string     `json:"day,omitempty"`
+	Shard int        `json:"shard"`
+}
+
+// MiningPublishInput publishes a run with its summed statistics.
+type MiningPublishInput struct {
+	Run   mining.Run   `json:"run"`
+	Stats mining.Stats `json:"stats"`
+}
+
+// MiningFailInput marks a run failed.
+type MiningFailInput struct {
+	Run    mining.Run `json:"run"`
+	Reason string     `json:"reason"`
+}
+
+// MiningBegin registers the run in mining_runs (idempotent per workflow
+// run and job) and gives it its result partition.
+func (a *Activities) MiningBegin(ctx context.Context, in MiningBeginInput) (mining.Run, error) {
+	from, err1 := time.Parse(time.DateOnly, in.FromDay)
+	to, err2 := time.Parse(time.DateOnly, in.ToDay)
+	if err1 != nil || err2 != nil {
+		err := fmt.Errorf("from_day/to_day: want YYYY-MM-DD, got %q and %q", in.FromDay, in.ToDay)
+		return mining.Run{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
+	}
+	info := activity.GetInfo(ctx)
+	run, err := mining.Begin(ctx, a.db, mining.BeginSpec{Job: in.Job, From: from, To: to, Params: in.Params, Shards: in.Pieces,
+		WorkflowID: info.WorkflowExecution.ID, WorkflowRunID: info.WorkflowExecution.RunID}, time.Now())
+	if errors.Is(err, mining.ErrNoCoShareRun) {
+		return run, temporal.NewNonRetryableApplicationError(err.Error(), "NoCoShareRun", err)
+	}
+	return run, err
+}
+
+// heartbeatRows reports the rows a piece has read or written so far; the
+// Temporal UI shows it on the pending activity.
+func heartbeatRows(ctx context.Context, what string) func(int64) {
+	return func(n int64) { activity.RecordHeartbeat(ctx, map[string]int64{what: n}) }
+}
+
+// MiningTrendingDay ranks one day into the run's stage.
+func (a *Activities) MiningTrendingDay(ctx context.Context, in MiningPiece) (mining.Stats, error) {
+	day, err := time.Parse(time.DateOnly, in.Day)
+	if err != nil {
+		err = fmt.Errorf("day: want YYYY-MM-DD, got %q", in.Day)
+		return mining.Stats{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
+	}
+	return mining.TrendingDay(ctx, a.db, in.Run, day, in.Run.Params)
+}
+
+// MiningCoShareShard counts one user shard's co-shared pairs.
+func (a *Activities) MiningCoShareShard(ctx context.Context, in MiningPiece) (mining.Stats, error) {
+	return mining.CoShareShard(ctx, a.db, in.Run, in.Shard, heartbeatRows(ctx, "rows_read"))
+}
+
+// MiningCoShareMerge merges the shards and writes the run's co_shares.
+func (a *Activities) MiningCoShareMerge(ctx context.Context, in MiningPiece) (mining.Stats, error) {
+	return mining.CoShareMerge(ctx, a.db, in.Run, heartbeatRows(ctx, "rows_written"))
+}
+
+// MiningRecommendShard writes one user shard's recommendations.
+func (a *Activities) MiningRecommendShard(ctx context.Context, in MiningPiece) (mining.Stats, error) {
+	return mining.RecommendShard(ctx, a.db, a.graphs, in.Run, in.Shard, heartbeatRows(ctx, "rows_read"))
+}
+
+// MiningPublish makes the run visible to readers in one transaction.
+func (a *Activities) MiningPublish(ctx context.Context, in MiningPublishInput) (mining.Stats, error) {
+	return mining.Publish(ctx, a.db, in.Run, in.Stats, time.Now())
+}
+
+// MiningFail marks the run failed and removes what it wrote.
+func (a *Activities) MiningFail(ctx context.Context, in MiningFailInput) error {
+	return mining.Fail(ctx, a.db, in.Run, in.Reason, time.Now())
+}
