@@ -318,7 +318,7 @@ func Start(ctx context.Context, cfg Config) (st *Stack, err error) {
 	if cfg.NoPipeline {
 		return s, nil
 	}
-	// Default schedules (partition maintenance daily), created once.
+	// Default schedules (partition maintenance, mining), created once.
 	if _, err := schedules.Ensure(ctx, s.Client, cfg.TaskQueue, schedules.Defaults()); err != nil {
 		return nil, err
 	}
