@@ -19,7 +19,8 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	fs := newFlagSet("bench", "Measure, on this machine and the same generated events: (a) the MySQL ceiling (best of multi-row INSERT and\n"+
 		"LOAD DATA LOCAL INFILE into a copy of events), (b) Sluice end to end (StreamIngestWorkflow + a `sluice worker`\n"+
 		"process), (c) the same consume loop without Temporal, (d) freshness from POST to item_counts_minute at half of (b),\n"+
-		"(e) the worker's peak RSS. The last line printed is one JSON object with every figure.")
+		"(e) the worker's peak RSS, (g) the mining jobs on a generated dataset next to one SQL statement ranking the same, (h) the query API\n"+
+		"under concurrent load. The last line printed is one JSON object with every figure.")
 	events := fs.Int("events", d.Events, "events pre-produced to the topic and written in each phase")
 	dsn := fs.String("mysql-dsn", "", "MySQL server to use (its database name, if any, prefixes the bench's databases, which are dropped after); empty starts a private MariaDB sized for benchmarks")
 	skipFresh := fs.Bool("skip-freshness", false, "skip the freshness phase (d)")
@@ -27,6 +28,13 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	skipCeiling := fs.Bool("skip-ceiling", false, "skip the ceiling phase (a)")
 	skipBare := fs.Bool("skip-bare", false, "skip the bare-loop phase (c)")
 	skipE2E := fs.Bool("skip-e2e", false, "skip the end-to-end phase (b), and with it (d) and (e)")
+	skipMining := fs.Bool("skip-mining", false, "skip (g) the mining jobs on a generated dataset and (h) the query API under load")
+	miningEvents := fs.Int("mining-events", d.MiningEvents, "events of the mining dataset (g), loaded straight into MySQL")
+	miningUsers := fs.Int("mining-users", d.MiningUsers, "users of the mining dataset")
+	miningItems := fs.Int("mining-items", d.MiningItems, "Zipf-popular items of the mining dataset")
+	miningDays := fs.Int("mining-days", d.MiningDays, "days the mining dataset spans, ending today")
+	apiClients := fs.Int("api-clients", d.APIClients, "concurrent clients of the query API phase (h)")
+	apiSeconds := fs.Int("api-seconds", d.APISeconds, "seconds the query API phase measures (after 2 s of warm-up)")
 	jsonOnly := fs.Bool("json-only", false, "print only the JSON line")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process during the bare loop (c) to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile of this process 3 s into the bare loop (c) to this file")
@@ -46,7 +54,9 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	cfg.Events, cfg.MySQLDSN, cfg.CPUProfile, cfg.KeepData = *events, *dsn, *cpuProfile, *keep
 	cfg.MemProfile = *memProfile
 	cfg.SkipFreshness, cfg.SkipCeiling, cfg.SkipBare, cfg.SkipE2E = *skipFresh, *skipCeiling, *skipBare, *skipE2E
-	cfg.SkipScale = *skipScale
+	cfg.SkipScale, cfg.SkipMining = *skipScale, *skipMining
+	cfg.MiningEvents, cfg.MiningUsers, cfg.MiningItems, cfg.MiningDays = *miningEvents, *miningUsers, *miningItems, *miningDays
+	cfg.APIClients, cfg.APISeconds = *apiClients, *apiSeconds
 	cfg.CeilingSampleRows, cfg.FreshnessSeconds = *sample, *freshSecs
 	cfg.Consume = activities.ConsumeInput{BatchSize: *batchSize, Writers: *consumeWriters, FlushMillis: *flushMS}
 	var err error
@@ -57,7 +67,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 		return fmt.Errorf("--ceiling-writers: %w", err)
 	}
 	cfg.WorkerBinary = *workerBin
-	if !cfg.SkipE2E && cfg.WorkerBinary == "" {
+	if (!cfg.SkipE2E || !cfg.SkipMining) && cfg.WorkerBinary == "" {
 		if cfg.WorkerBinary, err = os.Executable(); err != nil {
 			return fmt.Errorf("finding the sluice binary to run as the worker: %w", err)
 		}

@@ -59,6 +59,13 @@ type Config struct {
 	// SkipScale skips (b2): the end-to-end run again with two worker
 	// processes and parallelism 2.
 	SkipScale bool
+	// SkipMining skips (g) the mining jobs and (h) the query API.
+	SkipMining bool
+	// MiningEvents, MiningUsers, MiningItems and MiningDays shape the
+	// dataset of (g), loaded straight into events.
+	MiningEvents, MiningUsers, MiningItems, MiningDays int
+	// APIClients query the API concurrently for APISeconds in (h).
+	APIClients, APISeconds int
 
 	// CeilingBatches and CeilingWriters are the sweep; CeilingSampleRows
 	// are written per sweep point before the best point runs on all rows.
@@ -94,6 +101,12 @@ func DefaultConfig() Config {
 		CeilingWriters:    []int{1, 2, 3},
 		CeilingSampleRows: 100_000,
 		FreshnessSeconds:  20,
+		MiningEvents:      10_000_000,
+		MiningUsers:       1_000_000,
+		MiningItems:       50_000,
+		MiningDays:        30,
+		APIClients:        100,
+		APISeconds:        15,
 		Seed:              42,
 		Partitions:        6,
 	}
@@ -118,6 +131,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Seed == 0 {
 		c.Seed = d.Seed
+	}
+	if c.MiningEvents <= 0 {
+		c.MiningEvents = d.MiningEvents
+	}
+	if c.MiningUsers <= 0 {
+		c.MiningUsers = d.MiningUsers
+	}
+	if c.MiningItems <= 2 {
+		c.MiningItems = d.MiningItems
+	}
+	if c.MiningDays <= 0 {
+		c.MiningDays = d.MiningDays
+	}
+	if c.APIClients <= 0 {
+		c.APIClients = d.APIClients
+	}
+	if c.APISeconds <= 0 {
+		c.APISeconds = d.APISeconds
 	}
 	if c.Partitions <= 0 {
 		c.Partitions = d.Partitions
@@ -175,8 +206,9 @@ type Result struct {
 	CPUProbeMs map[string]float64 `json:"cpu_probe_ms,omitempty"`
 	Cores      int                `json:"cores"`
 	LoadAvg    string             `json:"loadavg_at_start"`
-	TargetsMet map[string]bool    `json:"targets_met"`
-	Seconds    float64            `json:"bench_s"`
+	MiningResult
+	TargetsMet map[string]bool `json:"targets_met"`
+	Seconds    float64         `json:"bench_s"`
 }
 
 func numCPU() int { return runtime.NumCPU() }
@@ -212,8 +244,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	cfg = cfg.withDefaults()
 	r := &runner{cfg: cfg, out: cfg.Out, start: time.Now(), topic: "events"}
 	r.res = Result{Events: cfg.Events, Cores: numCPU(), LoadAvg: loadAvg(), CPU: map[string]CPUUse{}}
-	if !cfg.SkipE2E && cfg.WorkerBinary == "" {
-		return r.res, errors.New("bench: WorkerBinary: required for the end-to-end phase")
+	if (!cfg.SkipE2E || !cfg.SkipMining) && cfg.WorkerBinary == "" {
+		return r.res, errors.New("bench: WorkerBinary: required for the end-to-end and mining phases")
 	}
 	if r.dir, err = os.MkdirTemp("", "sluice-bench-"); err != nil {
 		return r.res, err
@@ -256,6 +288,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		r.say("(e) WORKER PEAK RSS %.0f MB (max of VmRSS sampled every 100 ms during (b) and (d), and VmHWM); at the highest sample, %.0f MB anonymous (heap, stacks) + %.0f MB file-backed (the binary's pages)",
 			r.res.WorkerPeakRSSMB, m.anon, m.file)
 	}
+	if !cfg.SkipMining {
+		if err := r.mining(ctx); err != nil {
+			return r.res, fmt.Errorf("mining: %w", err)
+		}
+	}
 	r.finish()
 	return r.res, nil
 }
@@ -288,7 +325,7 @@ func (r *runner) cleanup() {
 	if r.mysqld == nil && r.server != nil && !r.cfg.KeepData {
 		// Our databases on someone else's server.
 		if db, err := openServer(context.Background(), r.server); err == nil {
-			for _, name := range []string{r.dbName, r.bareName, r.dbName + "_scale"} {
+			for _, name := range []string{r.dbName, r.bareName, r.dbName + "_scale", r.dbName + "_mining"} {
 				if name != "" {
 					_, _ = db.Exec("DROP DATABASE IF EXISTS " + store.QuoteIdent(name))
 				}
@@ -355,7 +392,7 @@ func (r *runner) setupMySQL(ctx context.Context) error {
 		return fmt.Errorf("connecting to MySQL at %s: %w", r.server.Addr, err)
 	}
 	defer db.Close()
-	for _, name := range []string{r.dbName, r.bareName, r.dbName + "_scale"} {
+	for _, name := range []string{r.dbName, r.bareName, r.dbName + "_scale", r.dbName + "_mining"} {
 		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+store.QuoteIdent(name)); err != nil {
 			return err
 		}
@@ -449,6 +486,7 @@ func (r *runner) setupStack(ctx context.Context) error {
 		UIPort:        -1,
 		KafkaPort:     kport,
 		CollectorAddr: "127.0.0.1:" + strconv.Itoa(cport),
+		APIAddr:       "off",
 		MySQLDSN:      r.dsn(r.dbName),
 		Topic:         r.topic,
 		Pipeline:      "default",
@@ -888,7 +926,7 @@ func (r *runner) e2e(ctx context.Context) error {
 		return err
 	}
 	r.worker = w
-	if err := r.waitPollers(ctx, tq); err != nil {
+	if err := r.waitPollers(ctx, r.worker, tq); err != nil {
 		return err
 	}
 	_, hwm := memMB(w.pid())
@@ -1007,11 +1045,11 @@ func (r *runner) scaleOut(ctx context.Context) error {
 
 // waitPollers waits until the worker polls both the workflow and the
 // activity task queue.
-func (r *runner) waitPollers(ctx context.Context, tq string) error {
+func (r *runner) waitPollers(ctx context.Context, w *workerProc, tq string) error {
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		if r.worker.exited() {
-			return fmt.Errorf("the worker exited at start:\n%s", r.worker.tail(30))
+		if w.exited() {
+			return fmt.Errorf("the worker exited at start:\n%s", w.tail(30))
 		}
 		ready := true
 		for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
@@ -1030,7 +1068,7 @@ func (r *runner) waitPollers(ctx context.Context, tq string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("the worker did not poll task queue %s within 90 s:\n%s", tq, r.worker.tail(30))
+	return fmt.Errorf("the worker did not poll task queue %s within 90 s:\n%s", tq, w.tail(30))
 }
 
 func (r *runner) freshness(ctx context.Context) error {
@@ -1118,6 +1156,15 @@ func (r *runner) finish() {
 	if res.WorkerPeakRSSMB > 0 {
 		res.TargetsMet["worker_peak_rss_mb<=300"] = res.WorkerPeakRSSMB <= 300
 	}
+	if res.RatioTrending > 0 {
+		res.TargetsMet["trending_s<=1.5*trending_sql_s"] = res.RatioTrending <= 1.5
+	}
+	if res.CoShareS > 0 {
+		res.TargetsMet["co_share_s<=600"] = res.CoShareS <= 600
+	}
+	if res.APIP99Ms > 0 {
+		res.TargetsMet["api_p99_ms<=50"] = res.APIP99Ms <= 50
+	}
 	res.Seconds = time.Since(r.start).Seconds()
 	lo, hi := math.Inf(1), 0.0
 	for _, p := range res.CPUProbeMs {
@@ -1157,6 +1204,15 @@ func (r *runner) finish() {
 	}
 	if res.WorkerPeakRSSMB > 0 {
 		fmt.Fprintf(r.out, "  (e) worker peak RSS   %9.0f MB        VmRSS sampled every 100 ms and VmHWM; target <= 300 MB: %s\n", res.WorkerPeakRSSMB, yes(res.WorkerPeakRSSMB <= 300))
+	}
+	if res.TrendingS > 0 {
+		fmt.Fprintf(r.out, "  (g) mining, %d events, %d users, %d items, %d days (loaded in %.0f s)\n", res.MiningResult.Events, res.Users, res.Items, res.Days, res.LoadSeconds)
+		fmt.Fprintf(r.out, "      trending job      %9.1f s         one SQL statement %.1f s; ratio %.2f, target <= 1.5: %s\n", res.TrendingS, res.TrendingSQLS, res.RatioTrending, yes(res.RatioTrending <= 1.5))
+		fmt.Fprintf(r.out, "      co_share job      %9.1f s         %d rows; target <= 600 s: %s\n", res.CoShareS, res.CoShareRows, yes(res.CoShareS <= 600))
+		fmt.Fprintf(r.out, "      recommend job     %9.1f s         %d rows\n", res.RecommendS, res.RecommendRows)
+	}
+	if res.APIP99Ms > 0 {
+		fmt.Fprintf(r.out, "  (h) query API p50/p99 %6.1f / %.1f ms  %d clients, %.0f requests/s; target p99 <= 50 ms: %s\n", res.APIP50Ms, res.APIP99Ms, res.APIClients, res.APIRate, yes(res.APIP99Ms <= 50))
 	}
 	for _, ph := range []struct{ key, what string }{{"ceiling", "(a) ceiling"}, {"bare", "(c) bare loop"}, {"e2e", "(b) end to end"}} {
 		u, ok := res.CPU[ph.key]
