@@ -30,7 +30,8 @@ type MiningInput struct {
 	Days int `json:"days,omitempty"`
 	// LookbackDays of shares co_share and recommend read (default 30).
 	LookbackDays int `json:"lookback_days,omitempty"`
-	// Parallelism bounds the pieces run at once (default 8).
+	// Parallelism bounds the pieces run at once (default 4; each co_share or
+	// recommend shard holds its users' baskets in a worker's memory).
 	Parallelism int `json:"parallelism,omitempty"`
 	mining.Params
 }
@@ -63,7 +64,7 @@ func (in *MiningInput) normalise(now time.Time) error {
 		in.LookbackDays = 30
 	}
 	if in.Parallelism == 0 {
-		in.Parallelism = 8
+		in.Parallelism = 4
 	}
 	in.Params = in.Params.WithDefaults()
 	if len(in.Jobs) == 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -15,12 +16,15 @@ import (
 )
 
 // partial is one user shard's contribution to a co_share run: counts that
-// add up across shards because shards hold disjoint users.
+// add up across shards because shards hold disjoint users. Pairs are kept
+// as sorted keys with run lengths (8 + 4 bytes per distinct pair, and 8
+// bytes per pair occurrence while counting) rather than in a hash map.
 type partial struct {
 	items     []string // local dictionary
 	itemUsers []int64  // users who shared items[i]
 	users     int64    // users who shared anything
-	pairs     map[uint64]uint32
+	keys      []uint64 // distinct pairs, sorted
+	counts    []uint32 // users per pair
 }
 
 func pairKey(a, b int32) uint64 {
@@ -32,9 +36,17 @@ func pairKey(a, b int32) uint64 {
 
 func splitKey(k uint64) (int32, int32) { return int32(uint32(k >> 32)), int32(uint32(k)) }
 
-// countPairs turns a shard's baskets into partial counts.
+// countPairs turns a shard's baskets into partial counts: every pair of
+// every basket as a key, sorted, then counted by runs.
 func countPairs(s *shardBaskets, maxBasket int) *partial {
-	p := &partial{items: s.items, itemUsers: make([]int64, len(s.items)), pairs: map[uint64]uint32{}}
+	p := &partial{items: s.items, itemUsers: make([]int64, len(s.items))}
+	n := 0
+	for _, b := range s.users {
+		if k := len(b.items); k <= maxBasket {
+			n += k * (k - 1) / 2
+		}
+	}
+	keys := make([]uint64, 0, n)
 	for _, b := range s.users {
 		p.users++
 		for _, it := range b.items {
@@ -45,10 +57,21 @@ func countPairs(s *shardBaskets, maxBasket int) *partial {
 		}
 		for i, a := range b.items {
 			for _, c := range b.items[i+1:] {
-				p.pairs[pairKey(a, c)]++
+				keys = append(keys, pairKey(a, c))
 			}
 		}
 	}
+	slices.Sort(keys)
+	distinct := keys[:0]
+	for i, k := range keys {
+		if i > 0 && k == keys[i-1] {
+			p.counts[len(p.counts)-1]++
+			continue
+		}
+		distinct = append(distinct, k)
+		p.counts = append(p.counts, 1)
+	}
+	p.keys = slices.Clip(distinct)
 	return p
 }
 
@@ -57,7 +80,7 @@ const partialMagic = "SCP1"
 // encode serialises the partial: magic, users, items (name, users), pairs
 // sorted by key (a, b, count), all as uvarints.
 func (p *partial) encode() []byte {
-	b := make([]byte, 0, 64+len(p.items)*16+len(p.pairs)*8)
+	b := make([]byte, 0, 64+len(p.items)*16+len(p.keys)*8)
 	b = append(b, partialMagic...)
 	b = binary.AppendUvarint(b, uint64(p.users))
 	b = binary.AppendUvarint(b, uint64(len(p.items)))
@@ -66,17 +89,12 @@ func (p *partial) encode() []byte {
 		b = append(b, it...)
 		b = binary.AppendUvarint(b, uint64(p.itemUsers[i]))
 	}
-	keys := make([]uint64, 0, len(p.pairs))
-	for k := range p.pairs {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, k := range keys {
+	b = binary.AppendUvarint(b, uint64(len(p.keys)))
+	for i, k := range p.keys {
 		a, c := splitKey(k)
 		b = binary.AppendUvarint(b, uint64(a))
 		b = binary.AppendUvarint(b, uint64(c))
-		b = binary.AppendUvarint(b, uint64(p.pairs[k]))
+		b = binary.AppendUvarint(b, uint64(p.counts[i]))
 	}
 	return b
 }
@@ -124,7 +142,7 @@ func CoShareShard(ctx context.Context, db *sqlx.DB, run Run, shard int, progress
 		return Stats{}, err
 	}
 	part := countPairs(s, p.MaxBasket)
-	st := Stats{RowsIn: s.rows, Users: part.users, Pairs: int64(len(part.pairs))}
+	st := Stats{RowsIn: s.rows, Users: part.users, Pairs: int64(len(part.keys))}
 	data := part.encode()
 	tx, err := db.BeginTxx(ctx, readCommitted)
 	if err != nil {
