@@ -121,7 +121,7 @@ WHERE pipeline = ? AND topic = ? AND dl_date BETWEEN ? AND ? AND replayed_at IS 
 		rows = append(rows, &EventRow{Event: ev, Partition: l.Partition, Offset: l.Offset})
 	}
 	ingestID := newIngestID()
-	fresh, err := w.insertEvents(ctx, tx, rows, ingestID, now)
+	fresh, err := w.insertEvents(ctx, tx, rows, ingestID, now, false)
 	if err != nil {
 		return res, cursor, false, err
 	}

@@ -261,3 +261,78 @@ func TestEnsurePartitions(t *testing.T) {
 		t.Fatalf("pmax holds %d rows, want 0", n)
 	}
 }
+
+// TestWriterRendersValuesExactly: the statements (INSERT and LOAD DATA) are
+// rendered in Go, so awkward strings and times must come back byte for byte.
+func TestWriterRendersValuesExactly(t *testing.T) {
+	for _, noLoad := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no_load_data=%v", noLoad), func(t *testing.T) { testRendersValues(t, noLoad) })
+	}
+}
+
+func testRendersValues(t *testing.T, noLoad bool) {
+	db, _ := mysqltest.New(t)
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	e := schemas.Event{EventID: "odd:1", Type: "share", OccurredAt: at, UserID: `u'1"\x`, ItemID: "r\n\r\t\\0",
+		Channel: "微信", City: "上海 'old town'", Attrs: []byte(`{"note":"it's \"quoted\" \\ and\u0000nul","emoji":"🍜"}`)}
+	w := &store.Writer{DB: db, NoLoadData: noLoad}
+	res, err := w.Write(context.Background(), &store.Batch{Pipeline: "p", Topic: "t",
+		Events:  []store.EventRow{{Event: e, Partition: 3, Offset: 41}, {Event: ev("plain", "view", "r1", "u1", at), Partition: 3, Offset: 42}},
+		Offsets: []store.OffsetAdvance{{Partition: 3, From: -1, To: 43}}})
+	if err != nil || res.Inserted != 2 {
+		t.Fatalf("write: %+v %v", res, err)
+	}
+	// The same rows again under new offsets: duplicates, nothing counted twice.
+	res, err = w.Write(context.Background(), &store.Batch{Pipeline: "p", Topic: "t",
+		Events:  []store.EventRow{{Event: e, Partition: 3, Offset: 43}, {Event: ev("plain", "view", "r1", "u1", at), Partition: 3, Offset: 44}},
+		Offsets: []store.OffsetAdvance{{Partition: 3, From: 43, To: 45}}})
+	if err != nil || res.Inserted != 0 || res.Duplicates != 2 {
+		t.Fatalf("redelivery: %+v %v", res, err)
+	}
+	var got struct {
+		User, Item, Channel, City, Attrs string
+		At                               time.Time
+		Part, Off                        int64
+	}
+	if err := db.QueryRow("SELECT user_id, item_id, channel, city, attrs, occurred_at, src_partition, src_offset FROM events WHERE event_id = 'odd:1'").
+		Scan(&got.User, &got.Item, &got.Channel, &got.City, &got.Attrs, &got.At, &got.Part, &got.Off); err != nil {
+		t.Fatal(err)
+	}
+	if got.User != e.UserID || got.Item != e.ItemID || got.Channel != e.Channel || got.City != e.City || got.Attrs != string(e.Attrs) ||
+		!got.At.Equal(at) || got.Part != 3 || got.Off != 41 {
+		t.Fatalf("stored %+v, want %+v", got, e)
+	}
+	var city string
+	var cnt int64
+	if err := db.QueryRow("SELECT city, cnt FROM item_counts_minute WHERE item_id = ?", e.ItemID).Scan(&city, &cnt); err != nil || city != e.City || cnt != 1 {
+		t.Fatalf("count row: %q %d %v", city, cnt, err)
+	}
+}
+
+// TestWriterManyDuplicatesFallBackToInsert: LOAD DATA reports at most 64
+// warnings in detail; a redelivery of more rows than that cannot be proven
+// to be duplicates only, so the batch is redone with INSERT, exactly once.
+func TestWriterManyDuplicatesFallBackToInsert(t *testing.T) {
+	db, _ := mysqltest.New(t)
+	w := &store.Writer{DB: db}
+	at := time.Now().UTC().Add(-time.Minute)
+	batch := func(from int64) *store.Batch {
+		b := &store.Batch{Pipeline: "p", Topic: "t", Offsets: []store.OffsetAdvance{{Partition: 0, From: from, To: from + 100}}}
+		if from == 0 {
+			b.Offsets[0].From = -1
+		}
+		for i := 0; i < 100; i++ {
+			b.Events = append(b.Events, store.EventRow{Event: ev(fmt.Sprintf("d%d", i), "share", "r1", "u1", at), Partition: 0, Offset: from + int64(i)})
+		}
+		return b
+	}
+	if res, err := w.Write(context.Background(), batch(0)); err != nil || res.Inserted != 100 {
+		t.Fatalf("first: %+v %v", res, err)
+	}
+	if res, err := w.Write(context.Background(), batch(100)); err != nil || res.Inserted != 0 || res.Duplicates != 100 {
+		t.Fatalf("redelivery: %+v %v", res, err)
+	}
+	if n := count(t, db, "SELECT SUM(cnt) FROM item_counts_minute"); n != 100 {
+		t.Fatalf("counts = %d, want 100", n)
+	}
+}
