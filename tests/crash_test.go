@@ -54,9 +54,9 @@ func TestWorkerSIGKILLExactlyOnce(t *testing.T) {
 	go func() {
 		lg := loadgen.DefaultConfig()
 		lg.Count, lg.DuplicateRatio, lg.BadRatio, lg.Seed, lg.BatchSize, lg.RunID = 200000, 0.05, 0.01, 21, 2000, "crash"
-		// Slow enough that the stream outlasts the six kill rounds (~35 s)
+		// Slow enough that the stream outlasts the six kill rounds (about 50 s)
 		// even on a fast machine: every kill must land mid-stream.
-		lg.Rate = 4000
+		lg.Rate = 3000
 		produced <- produce(t, s, cfg.Topic, lg)
 	}()
 
