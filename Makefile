@@ -23,9 +23,10 @@ go: ## install Go $(GO_VERSION) if missing (from the Go module proxy)
 mysql: ## make sure MySQL answers on 127.0.0.1:3306 (starts a private MariaDB under $(DATA_DIR)/mysql if not)
 	@deploy/dev/ensure-mysql.sh
 
-build: go ## build bin/sluice
+build: go ## build bin/sluice and bin/sluice-worker (the worker alone, without the embedded server)
 	$(eval GO := $(shell GO_VERSION=$(GO_VERSION) deploy/dev/ensure-go.sh))
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/sluice ./cmd/sluice
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/sluice-worker ./cmd/sluice-worker
 
 run: build mysql ## run the whole platform on this machine (sluice dev)
 	./bin/sluice dev --data-dir $(DATA_DIR)

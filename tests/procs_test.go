@@ -25,8 +25,9 @@ var (
 	buildErr  error
 )
 
-// sluiceBinary builds cmd/sluice once per test run and returns its path.
-func sluiceBinary(t *testing.T) string {
+// workerBinary builds cmd/sluice-worker (the worker without the embedded
+// server, as deployed) once per test run and returns its path.
+func workerBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sluice-bin-")
@@ -34,15 +35,15 @@ func sluiceBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "sluice")
+		binPath = filepath.Join(dir, "sluice-worker")
 		//lint:ignore SA1019 the test binary runs where it was built, with that toolchain
 		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		cmd := exec.Command(goBin, "build", "-o", binPath, "./cmd/sluice")
+		cmd := exec.Command(goBin, "build", "-o", binPath, "./cmd/sluice-worker")
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("building sluice: %v\n%s", err, out)
+			buildErr = fmt.Errorf("building sluice-worker: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
@@ -51,7 +52,7 @@ func sluiceBinary(t *testing.T) string {
 	return binPath
 }
 
-// workerProc is a `sluice worker` child process.
+// workerProc is a `sluice-worker worker` child process.
 type workerProc struct {
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
@@ -76,7 +77,7 @@ func startWorker(t *testing.T, s *devstack.Stack, dsn, name string, extra ...str
 	t.Helper()
 	args := append([]string{"worker", "--temporal-address", s.TemporalAddress, "--mysql-dsn", dsn,
 		"--kafka-brokers", strings.Join(s.Brokers, ","), "--identity", name}, extra...)
-	cmd := exec.Command(sluiceBinary(t), args...)
+	cmd := exec.Command(workerBinary(t), args...)
 	w := &workerProc{cmd: cmd, log: &bytes.Buffer{}, mu: &sync.Mutex{}, name: name, done: make(chan struct{})}
 	cmd.Stdout = lockedWriter{w.mu, w.log}
 	cmd.Stderr = lockedWriter{w.mu, w.log}

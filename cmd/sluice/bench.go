@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sluicedata/sluice/internal/cli"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -16,7 +18,7 @@ import (
 
 func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
 	d := bench.DefaultConfig()
-	fs := newFlagSet("bench", "Measure, on this machine and the same generated events: (a) the MySQL ceiling (best of multi-row INSERT and\n"+
+	fs := cli.NewFlagSet("bench", "Measure, on this machine and the same generated events: (a) the MySQL ceiling (best of multi-row INSERT and\n"+
 		"LOAD DATA LOCAL INFILE into a copy of events), (b) Sluice end to end (StreamIngestWorkflow + a `sluice worker`\n"+
 		"process), (c) the same consume loop without Temporal, (d) freshness from POST to item_counts_minute at half of (b),\n"+
 		"(e) the worker's peak RSS, (g) the mining jobs on a generated dataset next to one SQL statement ranking the same, (h) the query API\n"+
@@ -46,8 +48,8 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	consumeWriters := fs.Int("writers", 0, "consumer writers for (b) and (c) (0: the pipeline default)")
 	flushMS := fs.Int("flush-ms", 0, "consumer flush_ms for (b) and (c) (0: the pipeline default)")
 	keep := fs.Bool("keep", false, "keep the data directory and databases")
-	workerBin := fs.String("worker-binary", "", "binary run as `<binary> worker --temporal-address ...` in (b) (empty: this sluice binary)")
-	if err := fs.parse(args); err != nil {
+	workerBin := fs.String("worker-binary", "", "binary run as `<binary> worker --temporal-address ...` in (b) and (g) (empty: sluice-worker next to this binary, else this binary)")
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := d
@@ -68,8 +70,15 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	}
 	cfg.WorkerBinary = *workerBin
 	if (!cfg.SkipE2E || !cfg.SkipMining) && cfg.WorkerBinary == "" {
-		if cfg.WorkerBinary, err = os.Executable(); err != nil {
+		// The deployed worker binary (make build puts it next to sluice);
+		// this binary, which also links the embedded server, otherwise.
+		self, err := os.Executable()
+		if err != nil {
 			return fmt.Errorf("finding the sluice binary to run as the worker: %w", err)
+		}
+		cfg.WorkerBinary = self
+		if lean := filepath.Join(filepath.Dir(self), "sluice-worker"); fileExists(lean) {
+			cfg.WorkerBinary = lean
 		}
 	}
 	// The stack's own logs stay quiet unless SLUICE_LOG_LEVEL asks.
@@ -94,7 +103,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 
 func parseInts(s string) ([]int, error) {
 	var out []int
-	for _, p := range splitList(s) {
+	for _, p := range cli.SplitList(s) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 {
 			return nil, fmt.Errorf("%q is not a positive integer", p)
@@ -110,4 +119,9 @@ func joinInts(ns []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ",")
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicedata/sluice/internal/cli"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,12 +20,11 @@ import (
 	"github.com/sluicedata/sluice/internal/store"
 	"github.com/sluicedata/sluice/internal/tail"
 	"github.com/sluicedata/sluice/schemas"
-	"github.com/sluicedata/sluice/workers"
 )
 
 func cmdDev(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
 	d := devstack.DefaultConfig()
-	fs := newFlagSet("dev", "Run the whole platform on this machine (what `make run` runs).")
+	fs := cli.NewFlagSet("dev", "Run the whole platform on this machine (what `make run` runs).")
 	dataDir := fs.String("data-dir", d.DataDir, "directory for Temporal's SQLite file and the broker's data")
 	temporalAddr := fs.String("temporal-address", "", "use this Temporal cluster instead of the embedded server")
 	temporalPort := fs.Int("temporal-port", d.TemporalPort, "embedded Temporal gRPC port (history, matching, worker use +1, +2, +6)")
@@ -40,42 +40,20 @@ func cmdDev(ctx context.Context, args []string, out io.Writer, log *slog.Logger)
 	collectorAddr := fs.String("collector-addr", d.CollectorAddr, "collector listen address")
 	token := fs.String("collector-token", "", "bearer token the collector requires (empty: none)")
 	apiAddr := fs.String("api-addr", d.APIAddr, "query API listen address (off disables the API)")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	return devstack.Run(ctx, devstack.Config{
 		DataDir: *dataDir, TemporalAddress: *temporalAddr, TemporalPort: *temporalPort, UIPort: *uiPort,
-		Namespace: *namespace, TaskQueue: *taskQueue, KafkaBrokers: splitList(*brokers), KafkaPort: *kafkaPort,
+		Namespace: *namespace, TaskQueue: *taskQueue, KafkaBrokers: cli.SplitList(*brokers), KafkaPort: *kafkaPort,
 		Partitions: *partitions, Topic: *topic, Pipeline: *pipeline, MySQLDSN: *dsn,
 		CollectorAddr: *collectorAddr, CollectorToken: *token, APIAddr: *apiAddr, Logger: log, Out: out,
 	})
 }
 
-func cmdWorker(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
-	d := workers.DefaultOptions()
-	fs := newFlagSet("worker", "Run a Temporal worker with every Sluice workflow and activity registered.")
-	addr := fs.String("temporal-address", d.HostPort, "Temporal frontend host:port")
-	namespace := fs.String("namespace", d.Namespace, "Temporal namespace")
-	taskQueue := fs.String("task-queue", d.TaskQueue, "Temporal task queue")
-	identity := fs.String("identity", "", "worker identity shown in the Temporal UI")
-	dsn := fs.String("mysql-dsn", d.MySQLDSN, "MySQL DSN")
-	brokers := fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers")
-	maxActs := fs.Int("max-concurrent-activities", d.MaxConcurrentActivities, "activities run at once")
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	w, err := workers.New(ctx, workers.Options{HostPort: *addr, Namespace: *namespace, TaskQueue: *taskQueue,
-		Identity: *identity, MySQLDSN: *dsn, KafkaBrokers: splitList(*brokers), MaxConcurrentActivities: *maxActs, Logger: log})
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	return w.Run(ctx)
-}
-
 func cmdCollect(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
 	d := collector.DefaultConfig()
-	fs := newFlagSet("collect", "Run the HTTP collector: POST /v1/events -> Kafka; with --tail, also follow log files and ship their lines.")
+	fs := cli.NewFlagSet("collect", "Run the HTTP collector: POST /v1/events -> Kafka; with --tail, also follow log files and ship their lines.")
 	addr := fs.String("addr", d.Addr, "listen address")
 	token := fs.String("token", "", "bearer token required on POST /v1/events (empty: none)")
 	brokers := fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka brokers")
@@ -85,11 +63,11 @@ func cmdCollect(ctx context.Context, args []string, out io.Writer, log *slog.Log
 	tailGlobs := fs.String("tail", "", "comma-separated globs of log files to follow and ship to Kafka (empty: none)")
 	tailPositions := fs.String("tail-positions", tail.DefaultPositionsFile, "file recording how far each followed file has been acknowledged")
 	source := fs.String("source", "", "user_id of events made from plain log lines (empty: the host name)")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	d.Addr, d.Token, d.MaxBodyBytes, d.MaxEvents = *addr, *token, int64(*maxBody), *maxEvents
-	pub, err := kafka.NewPublisher(kafka.Config{Brokers: splitList(*brokers), ClientID: "sluice-collector"}, *topic)
+	pub, err := kafka.NewPublisher(kafka.Config{Brokers: cli.SplitList(*brokers), ClientID: "sluice-collector"}, *topic)
 	if err != nil {
 		return err
 	}
@@ -99,7 +77,7 @@ func cmdCollect(ctx context.Context, args []string, out io.Writer, log *slog.Log
 		return err
 	}
 	var tailer *tail.Tailer
-	if globs := splitList(*tailGlobs); len(globs) > 0 {
+	if globs := cli.SplitList(*tailGlobs); len(globs) > 0 {
 		tc := tail.DefaultConfig()
 		tc.Globs, tc.PositionsFile = globs, *tailPositions
 		if *source != "" {
@@ -128,10 +106,10 @@ func cmdCollect(ctx context.Context, args []string, out io.Writer, log *slog.Log
 }
 
 func cmdMigrate(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
-	fs := newFlagSet("migrate", "Apply MySQL migrations and create daily partitions from yesterday through --days-ahead.")
+	fs := cli.NewFlagSet("migrate", "Apply MySQL migrations and create daily partitions from yesterday through --days-ahead.")
 	dsn := fs.String("mysql-dsn", store.DefaultDSN, "MySQL DSN")
 	ahead := fs.Int("days-ahead", 7, "daily partitions to keep ahead of today")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	db, err := store.Open(ctx, *dsn)
@@ -156,7 +134,7 @@ func cmdMigrate(ctx context.Context, args []string, out io.Writer, log *slog.Log
 
 func cmdLoadgen(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
 	d := loadgen.DefaultConfig()
-	fs := newFlagSet("loadgen", "Generate synthetic restaurant-sharing events (Zipf-popular restaurants, wechat/qq/app).")
+	fs := cli.NewFlagSet("loadgen", "Generate synthetic restaurant-sharing events (Zipf-popular restaurants, wechat/qq/app).")
 	target := fs.String("target", "http://127.0.0.1:8080/v1/events", "collector URL to POST to (ignored with --to-kafka)")
 	token := fs.String("token", "", "bearer token for the collector")
 	toKafka := fs.String("kafka-brokers", "", "produce straight to these Kafka brokers instead of the collector")
@@ -170,7 +148,7 @@ func cmdLoadgen(ctx context.Context, args []string, out io.Writer, log *slog.Log
 	batch := fs.Int("batch", d.BatchSize, "events per request or produce call")
 	seed := fs.Int("seed", int(d.Seed), "random seed")
 	spread := fs.Duration("spread", 0, "spread occurred_at over this much past time")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	cfg := d
@@ -181,14 +159,14 @@ func cmdLoadgen(ctx context.Context, args []string, out io.Writer, log *slog.Log
 	}
 	var sink loadgen.Sink
 	if *toKafka != "" {
-		sc, err := kafka.Config{Brokers: splitList(*toKafka), ClientID: "sluice-loadgen"}.Sarama()
+		sc, err := kafka.Config{Brokers: cli.SplitList(*toKafka), ClientID: "sluice-loadgen"}.Sarama()
 		if err != nil {
 			return err
 		}
 		sc.Producer.RequiredAcks = sarama.WaitForAll
 		sc.Producer.Return.Successes = true
 		sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
-		prod, err := sarama.NewSyncProducer(splitList(*toKafka), sc)
+		prod, err := sarama.NewSyncProducer(cli.SplitList(*toKafka), sc)
 		if err != nil {
 			return fmt.Errorf("connecting to Kafka: %w", err)
 		}

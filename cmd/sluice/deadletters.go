@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicedata/sluice/internal/cli"
 	"io"
 	"log/slog"
 	"strconv"
@@ -43,7 +44,7 @@ func cmdDeadLetters(ctx context.Context, args []string, out io.Writer, log *slog
 }
 
 func deadLettersList(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlagSet("deadletters list", "List parked messages.")
+	fs := cli.NewFlagSet("deadletters list", "List parked messages.")
 	dsn := fs.String("mysql-dsn", store.DefaultDSN, "MySQL DSN")
 	pipeline := fs.String("pipeline", "", "only this pipeline")
 	topic := fs.String("topic", "", "only this topic")
@@ -51,7 +52,7 @@ func deadLettersList(ctx context.Context, args []string, out io.Writer) error {
 	limit := fs.Int("limit", 50, "at most this many")
 	all := fs.String("include-replayed", "false", "also list letters a replay already ingested (true|false)")
 	asJSON := fs.String("json", "false", "print JSON lines, raw bytes included (true|false)")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	db, err := store.Open(ctx, *dsn)
@@ -89,7 +90,7 @@ func deadLettersList(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func deadLettersReplay(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
-	fs := newFlagSet("deadletters replay", "Re-ingest chosen dead letters (DeadLetterReplayWorkflow).")
+	fs := cli.NewFlagSet("deadletters replay", "Re-ingest chosen dead letters (DeadLetterReplayWorkflow).")
 	addr := fs.String("temporal-address", "127.0.0.1:7233", "Temporal frontend host:port")
 	namespace := fs.String("namespace", "default", "Temporal namespace")
 	taskQueue := fs.String("task-queue", workflows.DefaultTaskQueue, "Temporal task queue")
@@ -100,7 +101,7 @@ func deadLettersReplay(ctx context.Context, args []string, out io.Writer, log *s
 	partition := fs.Int("partition", -1, "only this Kafka partition")
 	offsets := fs.String("offsets", "", "only these comma-separated offsets (needs --partition)")
 	reason := fs.String("reason-contains", "", "only letters whose reason contains this")
-	if err := fs.parse(args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	in := activities.ReplayInput{Pipeline: *pipeline, Topic: *topic, From: *from, To: *to, ReasonContains: *reason}
@@ -108,7 +109,7 @@ func deadLettersReplay(ctx context.Context, args []string, out io.Writer, log *s
 		p := int32(*partition)
 		in.Partition = &p
 	}
-	for _, o := range splitList(*offsets) {
+	for _, o := range cli.SplitList(*offsets) {
 		n, err := strconv.ParseInt(o, 10, 64)
 		if err != nil {
 			return fmt.Errorf("--offsets: %q is not an offset", o)

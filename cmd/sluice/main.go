@@ -4,21 +4,7 @@
 // OpenTelemetry exporters from the standard OTEL_* variables.
 package main
 
-import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
-	"time"
-
-	"github.com/sluicedata/sluice/internal/telemetry"
-)
+import "github.com/sluicedata/sluice/internal/cli"
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -46,81 +32,15 @@ commands:
 Run 'sluice <command> -h' for a command's flags.`
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "sluice:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return errors.New("no command given")
-	}
-	cmd, rest := args[0], args[1:]
-	logger := newLogger(stderr)
-	slog.SetDefault(logger)
-
-	var fn func(context.Context, []string, io.Writer, *slog.Logger) error
-	switch cmd {
-	case "dev":
-		fn = cmdDev
-	case "worker":
-		fn = cmdWorker
-	case "collect":
-		fn = cmdCollect
-	case "api":
-		fn = cmdAPI
-	case "migrate":
-		fn = cmdMigrate
-	case "loadgen":
-		fn = cmdLoadgen
-	case "bench":
-		fn = cmdBench
-	case "deadletters":
-		fn = cmdDeadLetters
-	case "schedule":
-		fn = cmdSchedule
-	case "version":
-		fmt.Fprintln(stdout, "sluice", version)
-		return nil
-	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, usage)
-		return nil
-	default:
-		fmt.Fprintln(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
-	}
-
-	shutdownTelemetry, err := telemetry.Setup(ctx, "sluice-"+cmd, version)
-	if err != nil {
-		return fmt.Errorf("setting up telemetry: %w", err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		if err := shutdownTelemetry(sctx); err != nil {
-			logger.Warn("flushing telemetry", "err", err)
-		}
-	}()
-	return fn(ctx, rest, stdout, logger)
-}
-
-func newLogger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	switch strings.ToLower(os.Getenv("SLUICE_LOG_LEVEL")) {
-	case "debug":
-		level = slog.LevelDebug
-	case "warn":
-		level = slog.LevelWarn
-	case "error":
-		level = slog.LevelError
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	cli.Program{Name: "sluice", Version: version, Usage: usage, Commands: map[string]cli.Command{
+		"dev":         cmdDev,
+		"worker":      cli.Worker,
+		"collect":     cmdCollect,
+		"api":         cmdAPI,
+		"migrate":     cmdMigrate,
+		"loadgen":     cmdLoadgen,
+		"bench":       cmdBench,
+		"deadletters": cmdDeadLetters,
+		"schedule":    cmdSchedule,
+	}}.Main()
 }

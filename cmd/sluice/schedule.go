@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicedata/sluice/internal/cli"
 	"io"
 	"log/slog"
 	"strings"
@@ -34,7 +35,7 @@ func cmdSchedule(ctx context.Context, args []string, out io.Writer, log *slog.Lo
 		return errors.New("schedule: want a subcommand")
 	}
 	sub, rest := args[0], args[1:]
-	fs := newFlagSet("schedule "+sub, scheduleUsage)
+	fs := cli.NewFlagSet("schedule "+sub, scheduleUsage)
 	addr := fs.String("temporal-address", "127.0.0.1:7233", "Temporal frontend host:port")
 	namespace := fs.String("namespace", "default", "Temporal namespace")
 	taskQueue := fs.String("task-queue", workflows.DefaultTaskQueue, "task queue of the started workflows")
@@ -49,7 +50,7 @@ func cmdSchedule(ctx context.Context, args []string, out io.Writer, log *slog.Lo
 	defaults := fs.String("defaults", "false", "create Sluice's default schedules (create)")
 	from := fs.String("from", "", "backfill start, RFC 3339")
 	to := fs.String("to", "", "backfill end, RFC 3339")
-	if err := fs.parse(rest); err != nil {
+	if err := fs.Parse(rest); err != nil {
 		return err
 	}
 	c, err := workers.DialTemporal(ctx, *addr, *namespace, "sluice-cli", log)
