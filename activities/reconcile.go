@@ -52,10 +52,17 @@ func (a *Activities) Reconcile(ctx context.Context, w ReconcileWindow) (Reconcil
 	drifts := store.Diff(live, re)
 	rep.LiveBuckets, rep.Recomputed, rep.Differences = len(live), len(re), len(drifts)
 	if w.Repair && len(drifts) > 0 {
-		if err := store.Repair(ctx, a.db, drifts, time.Now()); err != nil {
-			return rep, err
+		// Repair by rebuilding the window's days (BackfillWorkflow's
+		// rebuild): a consistent snapshot and additive corrections, so an
+		// event that arrives late for this window while we repair is
+		// neither lost nor counted twice, as an absolute overwrite would.
+		for day := from.UTC().Truncate(24 * time.Hour); day.Before(to); day = day.AddDate(0, 0, 1) {
+			res, err := store.RebuildDay(ctx, a.db, day, store.RebuildOptions{})
+			if err != nil {
+				return rep, err
+			}
+			rep.Repaired += res.Drifted
 		}
-		rep.Repaired = len(drifts)
 	}
 	if len(drifts) > w.MaxReport {
 		drifts = drifts[:w.MaxReport]

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -361,7 +360,6 @@ type bulk struct {
 	pending  int
 	rows     int64
 	progress func(int64)
-	lastTick time.Time
 }
 
 const batchBytes = 1 << 20

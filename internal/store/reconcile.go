@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -85,33 +83,4 @@ func Diff(live, recomputed aggregate.Counts) []Drift {
 		}
 	}
 	return out
-}
-
-// Repair sets each drifted bucket to its recomputed count (deleting buckets
-// that should not exist) in one transaction.
-func Repair(ctx context.Context, db *sqlx.DB, drifts []Drift, now time.Time) error {
-	tx, err := db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return fmt.Errorf("beginning repair: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	for _, d := range drifts {
-		k := d.Key
-		if d.Recomputed == 0 {
-			_, err = tx.ExecContext(ctx, `DELETE FROM item_counts_minute WHERE event_date = ? AND minute_start = ? AND type = ? AND item_id = ? AND channel = ? AND city = ?`,
-				k.Minute.Format(dayLayout), k.Minute, k.Type, k.ItemID, k.Channel, k.City)
-		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO item_counts_minute (event_date, minute_start, type, item_id, channel, city, cnt, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE cnt = VALUES(cnt), updated_at = VALUES(updated_at)`,
-				k.Minute.Format(dayLayout), k.Minute, k.Type, k.ItemID, k.Channel, k.City, d.Recomputed, now.UTC())
-		}
-		if err != nil {
-			b, _ := json.Marshal(k)
-			return fmt.Errorf("repairing bucket %s: %w", b, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("committing repair: %w", err)
-	}
-	return nil
 }
