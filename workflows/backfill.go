@@ -407,20 +407,7 @@ func backfillKafka(ctx workflow.Context, in BackfillInput) (BackfillStatus, erro
 			live = &pp
 		}
 	}
-	applySignals := func() {
-		for {
-			switch {
-			case pauseCh.ReceiveAsync(nil):
-				st.Paused = true
-			case resumeCh.ReceiveAsync(nil):
-				st.Paused = false
-			case progressCh.Len() > 0:
-				onProgress(progressCh, true)
-			default:
-				return
-			}
-		}
-	}
+	applySignals := func() { drainControl(pauseCh, resumeCh, progressCh, &st.Paused, onProgress) }
 
 	// 1. Start offsets stored, stop offsets snapshotted (once).
 	if st.Replay == nil {

@@ -162,20 +162,7 @@ func StreamIngestWorkflow(ctx workflow.Context, in StreamIngestInput) error {
 			slots[p.Slot].live = &pp
 		}
 	}
-	applySignals := func() {
-		for {
-			switch {
-			case pauseCh.ReceiveAsync(nil):
-				st.Paused = true
-			case resumeCh.ReceiveAsync(nil):
-				st.Paused = false
-			case progressCh.Len() > 0:
-				onProgress(progressCh, true)
-			default:
-				return
-			}
-		}
-	}
+	applySignals := func() { drainControl(pauseCh, resumeCh, progressCh, &st.Paused, onProgress) }
 
 	ao := workflow.ActivityOptions{
 		StartToCloseTimeout: time.Duration(in.SessionSeconds)*time.Second + 10*time.Minute,
@@ -318,4 +305,21 @@ func statusOf(in StreamIngestInput, phase string, st StreamState, slots []*consu
 	}
 	sort.Slice(out.Partitions, func(i, j int) bool { return out.Partitions[i].Partition < out.Partitions[j].Partition })
 	return out
+}
+
+// drainControl applies, without blocking, every pause, resume and progress
+// signal already received (StreamIngestWorkflow and BackfillWorkflow).
+func drainControl(pauseCh, resumeCh, progressCh workflow.ReceiveChannel, paused *bool, onProgress func(workflow.ReceiveChannel, bool)) {
+	for {
+		switch {
+		case pauseCh.ReceiveAsync(nil):
+			*paused = true
+		case resumeCh.ReceiveAsync(nil):
+			*paused = false
+		case progressCh.Len() > 0:
+			onProgress(progressCh, true)
+		default:
+			return
+		}
+	}
 }

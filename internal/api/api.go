@@ -293,24 +293,15 @@ func (h *handler) trending(w http.ResponseWriter, r *http.Request) int {
 }
 
 func (h *handler) recommendations(w http.ResponseWriter, r *http.Request, rawID string) int {
-	id, err := parseID(rawID)
-	if err != nil {
-		return writeError(w, http.StatusBadRequest, err.Error())
-	}
-	q, err := parseQuery(r.URL.RawQuery, "limit")
-	if err != nil {
-		return writeError(w, http.StatusBadRequest, err.Error())
-	}
-	limit, err := parseLimit(q)
-	if err != nil {
-		return writeError(w, http.StatusBadRequest, err.Error())
-	}
-	return h.answer(w, r, "recs\x00"+id, h.opts.TTL, limit, func(ctx context.Context) (any, error) {
-		return h.loadRecommendations(ctx, id)
-	}, nil)
+	return h.byID(w, r, rawID, "recs", h.loadRecommendations)
 }
 
 func (h *handler) alsoShared(w http.ResponseWriter, r *http.Request, rawID string) int {
+	return h.byID(w, r, rawID, "also", h.loadAlsoShared)
+}
+
+// byID answers a per-id list with only a limit parameter.
+func (h *handler) byID(w http.ResponseWriter, r *http.Request, rawID, kind string, load func(context.Context, string) (*answer, error)) int {
 	id, err := parseID(rawID)
 	if err != nil {
 		return writeError(w, http.StatusBadRequest, err.Error())
@@ -323,8 +314,8 @@ func (h *handler) alsoShared(w http.ResponseWriter, r *http.Request, rawID strin
 	if err != nil {
 		return writeError(w, http.StatusBadRequest, err.Error())
 	}
-	return h.answer(w, r, "also\x00"+id, h.opts.TTL, limit, func(ctx context.Context) (any, error) {
-		return h.loadAlsoShared(ctx, id)
+	return h.answer(w, r, kind+"\x00"+id, h.opts.TTL, limit, func(ctx context.Context) (any, error) {
+		return load(ctx, id)
 	}, nil)
 }
 

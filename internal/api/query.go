@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/sluicedata/sluice/internal/mining"
 	"slices"
 	"strings"
 	"sync"
@@ -62,8 +63,8 @@ const dateLayout = "2006-01-02"
 
 // Mining jobs whose current run the API reads.
 const (
-	jobCoShare   = "co_share"
-	jobRecommend = "recommend"
+	jobCoShare   = mining.JobCoShare
+	jobRecommend = mining.JobRecommend
 )
 
 // liveSnapshot is the live (window=1h) trending of every city, read in one
