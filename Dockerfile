@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# Sluice container image: one static binary, /sluice, on distroless.
+# Sluice container image: two static binaries on distroless: /sluice (every
+# command, including `dev`, which links the embedded Temporal server) and
+# /sluice-worker (the worker alone, ~43 MB instead of ~230 MB: what worker
+# pods run, for a smaller resident set).
 #
 #   docker build -t sluice --build-arg VERSION=$(git describe --tags --always --dirty) .
 #   docker run --rm sluice version
@@ -40,7 +43,9 @@ ARG TARGETARCH
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     GOOS=$TARGETOS GOARCH=$TARGETARCH \
-    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/sluice ./cmd/sluice
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/sluice ./cmd/sluice && \
+    GOOS=$TARGETOS GOARCH=$TARGETARCH \
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/sluice-worker ./cmd/sluice-worker
 
 # ---- runtime -----------------------------------------------------------------
 # static-debian12 has CA certificates and tzdata and nothing else: no shell,
@@ -49,6 +54,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod \
 FROM gcr.io/distroless/static-debian12:nonroot
 
 COPY --from=build /out/sluice /sluice
+COPY --from=build /out/sluice-worker /sluice-worker
 
 # The collector's default listen address (sluice collect --addr :8080).
 EXPOSE 8080
