@@ -82,10 +82,10 @@ func (a *Activities) MiningBegin(ctx context.Context, in MiningBeginInput) (mini
 	return run, err
 }
 
-// heartbeatRows reports the rows a piece has read or written so far; the
-// Temporal UI shows it on the pending activity.
-func heartbeatRows(ctx context.Context, what string) func(int64) {
-	return func(n int64) { activity.RecordHeartbeat(ctx, map[string]int64{what: n}) }
+// heartbeatRows reports the rows a piece has read or written so far in its
+// current phase; the Temporal UI shows it on the pending activity.
+func heartbeatRows(ctx context.Context) mining.Progress {
+	return func(phase string, n int64) { activity.RecordHeartbeat(ctx, map[string]int64{phase: n}) }
 }
 
 // MiningTrendingDay ranks one day into the run's stage.
@@ -100,17 +100,17 @@ func (a *Activities) MiningTrendingDay(ctx context.Context, in MiningPiece) (min
 
 // MiningCoShareShard counts one user shard's co-shared pairs.
 func (a *Activities) MiningCoShareShard(ctx context.Context, in MiningPiece) (mining.Stats, error) {
-	return mining.CoShareShard(ctx, a.db, in.Run, in.Shard, heartbeatRows(ctx, "rows_read"))
+	return mining.CoShareShard(ctx, a.db, in.Run, in.Shard, heartbeatRows(ctx))
 }
 
 // MiningCoShareMerge merges the shards and writes the run's co_shares.
 func (a *Activities) MiningCoShareMerge(ctx context.Context, in MiningPiece) (mining.Stats, error) {
-	return mining.CoShareMerge(ctx, a.db, in.Run, heartbeatRows(ctx, "rows_written"))
+	return mining.CoShareMerge(ctx, a.db, in.Run, heartbeatRows(ctx))
 }
 
 // MiningRecommendShard writes one user shard's recommendations.
 func (a *Activities) MiningRecommendShard(ctx context.Context, in MiningPiece) (mining.Stats, error) {
-	return mining.RecommendShard(ctx, a.db, a.graphs, in.Run, in.Shard, heartbeatRows(ctx, "rows_read"))
+	return mining.RecommendShard(ctx, a.db, a.graphs, in.Run, in.Shard, heartbeatRows(ctx))
 }
 
 // MiningPublish makes the run visible to readers in one transaction.

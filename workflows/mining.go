@@ -30,6 +30,9 @@ type MiningInput struct {
 	Days int `json:"days,omitempty"`
 	// LookbackDays of shares co_share and recommend read (default 30).
 	LookbackDays int `json:"lookback_days,omitempty"`
+	// HeartbeatTimeoutSeconds: a piece that reports no progress for this
+	// long (its worker died) is retried on another worker (default 60).
+	HeartbeatTimeoutSeconds int `json:"heartbeat_timeout_seconds,omitempty"`
 	// Parallelism bounds the pieces run at once (default 4; each co_share or
 	// recommend shard holds its users' baskets in a worker's memory).
 	Parallelism int `json:"parallelism,omitempty"`
@@ -65,6 +68,9 @@ func (in *MiningInput) normalise(now time.Time) error {
 	}
 	if in.Parallelism == 0 {
 		in.Parallelism = 4
+	}
+	if in.HeartbeatTimeoutSeconds == 0 {
+		in.HeartbeatTimeoutSeconds = 60
 	}
 	in.Params = in.Params.WithDefaults()
 	if len(in.Jobs) == 0 {
@@ -110,6 +116,8 @@ func (in *MiningInput) normalise(now time.Time) error {
 		return fmt.Errorf("lookback_days: must be 1-400, got %d", in.LookbackDays)
 	case in.Parallelism < 1 || in.Parallelism > 256:
 		return fmt.Errorf("parallelism: must be 1-256, got %d", in.Parallelism)
+	case in.HeartbeatTimeoutSeconds < 2 || in.HeartbeatTimeoutSeconds > 3600:
+		return fmt.Errorf("heartbeat_timeout_seconds: must be 2-3600, got %d", in.HeartbeatTimeoutSeconds)
 	}
 	return in.Params.Validate()
 }
@@ -142,7 +150,7 @@ func MiningWorkflow(ctx workflow.Context, in MiningInput) (MiningResult, error) 
 		MaximumAttempts: 8, NonRetryableErrorTypes: []string{"InvalidInput", "NoCoShareRun"}}
 	short := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 5 * time.Minute, RetryPolicy: retry})
 	long := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 2 * time.Hour,
-		HeartbeatTimeout: 2 * time.Minute, RetryPolicy: retry})
+		HeartbeatTimeout: time.Duration(in.HeartbeatTimeoutSeconds) * time.Second, RetryPolicy: retry})
 	for _, job := range mining.Jobs {
 		wanted := false
 		for _, j := range in.Jobs {

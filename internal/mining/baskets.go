@@ -41,13 +41,18 @@ func (s *shardBaskets) item(id string) int32 {
 	return i
 }
 
+// Progress receives what a piece has done so far in its current phase
+// ("rows_read", "rows_written", "co_share_rows_loaded"); activities
+// heartbeat it.
+type Progress func(phase string, n int64)
+
 // progressEvery is how many rows a scan reads between progress calls.
 const progressEvery = 100_000
 
 // scanShard reads the events of one user shard in [from, to] (UTC days) and
 // groups them into baskets. progress, when set, is called every
 // progressEvery rows with the rows read so far.
-func scanShard(ctx context.Context, db sqlx.QueryerContext, from, to time.Time, eventType string, shard, shards int, progress func(int64)) (*shardBaskets, error) {
+func scanShard(ctx context.Context, db sqlx.QueryerContext, from, to time.Time, eventType string, shard, shards int, progress Progress) (*shardBaskets, error) {
 	rows, err := db.QueryxContext(ctx, `SELECT user_id, item_id, city, occurred_at FROM events
 WHERE event_date BETWEEN ? AND ? AND type = ? AND item_id <> '' AND CRC32(user_id) % ? = ?`,
 		from.Format(dayLayout), to.Format(dayLayout), eventType, shards, shard)
@@ -73,7 +78,7 @@ WHERE event_date BETWEEN ? AND ? AND type = ? AND item_id <> '' AND CRC32(user_i
 		}
 		s.rows++
 		if progress != nil && s.rows%progressEvery == 0 {
-			progress(s.rows)
+			progress("rows_read", s.rows)
 		}
 	}
 	if err := rows.Err(); err != nil {

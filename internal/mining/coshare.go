@@ -134,7 +134,7 @@ const partChunk = 4 << 20
 
 // CoShareShard counts one user shard's pairs and stores them in
 // mining_partials for the merge, replacing an earlier attempt's.
-func CoShareShard(ctx context.Context, db *sqlx.DB, run Run, shard int, progress func(int64)) (Stats, error) {
+func CoShareShard(ctx context.Context, db *sqlx.DB, run Run, shard int, progress Progress) (Stats, error) {
 	p := run.Params
 	s, err := scanShard(ctx, db, run.From, run.To, p.EventType, shard, p.Shards, progress)
 	if err != nil {
@@ -313,7 +313,7 @@ func (m *merged) rankPairs(p Params, emit func(rank int, c CoSharePair) error) e
 
 // CoShareMerge sums the shards' partials and writes the run's co_shares
 // rows (into its own partition, invisible until Publish).
-func CoShareMerge(ctx context.Context, db *sqlx.DB, run Run, progress func(int64)) (Stats, error) {
+func CoShareMerge(ctx context.Context, db *sqlx.DB, run Run, progress Progress) (Stats, error) {
 	m, err := loadPartials(ctx, db, run)
 	if err != nil {
 		return Stats{}, err
@@ -359,12 +359,12 @@ type bulk struct {
 	buf      []byte
 	pending  int
 	rows     int64
-	progress func(int64)
+	progress Progress
 }
 
 const batchBytes = 1 << 20
 
-func newBulk(ctx context.Context, db *sqlx.DB, prefix string, progress func(int64)) *bulk {
+func newBulk(ctx context.Context, db *sqlx.DB, prefix string, progress Progress) *bulk {
 	return &bulk{ctx: ctx, db: db, prefix: prefix, progress: progress}
 }
 
@@ -392,7 +392,7 @@ func (w *bulk) flush() error {
 	w.rows += int64(w.pending)
 	w.pending = 0
 	if w.progress != nil {
-		w.progress(w.rows)
+		w.progress("rows_written", w.rows)
 	}
 	return nil
 }

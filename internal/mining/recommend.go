@@ -29,7 +29,7 @@ type edge struct {
 }
 
 // LoadCoShareGraph reads a co_share run's rows.
-func LoadCoShareGraph(ctx context.Context, db sqlx.QueryerContext, runID int64) (*CoShareGraph, error) {
+func LoadCoShareGraph(ctx context.Context, db sqlx.QueryerContext, runID int64, progress Progress) (*CoShareGraph, error) {
 	parts, err := store.RunPartitions(ctx, db, "co_shares")
 	if err != nil {
 		return nil, err
@@ -59,12 +59,16 @@ func LoadCoShareGraph(ctx context.Context, db sqlx.QueryerContext, runID int64) 
 	defer rows.Close()
 	var a, b string
 	var conf float64
+	var n int64
 	for rows.Next() {
 		if err := rows.Scan(&a, &b, &conf); err != nil {
 			return nil, err
 		}
 		ia, ib := idx(a), idx(b)
 		g.partners[ia] = append(g.partners[ia], edge{ib, conf})
+		if n++; progress != nil && n%progressEvery == 0 {
+			progress("co_share_rows_loaded", n)
+		}
 	}
 	return g, rows.Err()
 }
@@ -77,13 +81,13 @@ type GraphCache struct {
 }
 
 // Get returns the graph of runID, loading it when it is not the cached one.
-func (c *GraphCache) Get(ctx context.Context, db sqlx.QueryerContext, runID int64) (*CoShareGraph, error) {
+func (c *GraphCache) Get(ctx context.Context, db sqlx.QueryerContext, runID int64, progress Progress) (*CoShareGraph, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.graph != nil && c.graph.RunID == runID {
 		return c.graph, nil
 	}
-	g, err := LoadCoShareGraph(ctx, db, runID)
+	g, err := LoadCoShareGraph(ctx, db, runID, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -216,9 +220,9 @@ func (r *recommender) recommend(shared []string, city string) []Recommendation {
 
 // RecommendShard writes the recommendations of one user shard's active
 // users into the run's partition, replacing an earlier attempt's.
-func RecommendShard(ctx context.Context, db *sqlx.DB, cache *GraphCache, run Run, shard int, progress func(int64)) (Stats, error) {
+func RecommendShard(ctx context.Context, db *sqlx.DB, cache *GraphCache, run Run, shard int, progress Progress) (Stats, error) {
 	p := run.Params
-	g, err := cache.Get(ctx, db, p.CoShareRunID)
+	g, err := cache.Get(ctx, db, p.CoShareRunID, progress)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -240,7 +244,7 @@ func RecommendShard(ctx context.Context, db *sqlx.DB, cache *GraphCache, run Run
 	}
 	sort.Strings(users)
 	rec := newRecommender(g, trending, p.K)
-	w := newBulk(ctx, db, "INSERT INTO recommendations (run_id, user_id, rank_no, item_id, score, reason, via) VALUES ", nil)
+	w := newBulk(ctx, db, "INSERT INTO recommendations (run_id, user_id, rank_no, item_id, score, reason, via) VALUES ", progress)
 	runID := strconv.FormatInt(run.ID, 10)
 	var shared []string
 	for _, u := range users {

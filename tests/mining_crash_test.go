@@ -1,0 +1,121 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/sluicedata/sluice/activities"
+	"github.com/sluicedata/sluice/internal/loadgen"
+	"github.com/sluicedata/sluice/internal/mining"
+	"github.com/sluicedata/sluice/workflows"
+)
+
+// TestMiningSurvivesWorkerKill: a co_share -> recommend run whose worker
+// process is SIGKILLed while its shards run finishes on a new worker with
+// exactly the results of an undisturbed run over the same events (pieces are
+// idempotent: each replaces its own output), and the killed attempt leaves
+// no partial run visible.
+func TestMiningSurvivesWorkerKill(t *testing.T) {
+	cfg, db, dsn := newStackConfig(t, false)
+	cfg.NoWorker, cfg.NoPipeline = true, true
+	s := startStack(t, cfg)
+	defer stopStack(t, s)
+	ctx := context.Background()
+
+	w := startWorker(t, s, dsn, "miner-0")
+	lg := loadgen.DefaultConfig()
+	lg.Count, lg.DuplicateRatio, lg.BadRatio, lg.Seed, lg.BatchSize, lg.RunID = 60000, 0, 0, 33, 2000, "mine"
+	lg.Users, lg.Items, lg.Spread = 3000, 400, 20*time.Hour
+	produce(t, s, cfg.Topic, lg)
+	startPipeline(t, s, workflows.StreamIngestInput{ConsumeInput: activities.ConsumeInput{Pipeline: "default", Topic: cfg.Topic}})
+	waitCaughtUp(t, s, db, cfg.Topic, 120*time.Second)
+
+	in := workflows.MiningInput{Jobs: []string{mining.JobCoShare, mining.JobRecommend}, LookbackDays: 2,
+		Parallelism: 2, HeartbeatTimeoutSeconds: 3, Params: mining.Params{Shards: 16}}
+	start := func() client.WorkflowRun {
+		run, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.DefaultTaskQueue}, workflows.MiningName, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run
+	}
+	var clean workflows.MiningResult
+	if err := start().Get(ctx, &clean); err != nil {
+		t.Fatalf("undisturbed run: %v", err)
+	}
+
+	// The same run again; kill the worker while a recommend shard runs.
+	run := start()
+	deadline := time.Now().Add(60 * time.Second)
+	for !shardRunning(t, s.Client, run, activities.MiningRecommendShardName) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no recommend shard seen running; worker log:\n%s", w.output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.kill()
+	t.Logf("killed the worker while a recommend shard ran")
+	// Readers still see the first run while the second is unfinished.
+	if got := queryInt(t, db, "SELECT MAX(run_id) FROM mining_runs WHERE job = 'recommend' AND status = 'succeeded'"); got != clean.Runs[1].RunID {
+		t.Fatalf("current recommend run during the second = %d, want the first (%d)", got, clean.Runs[1].RunID)
+	}
+	startWorker(t, s, dsn, "miner-1")
+	var again workflows.MiningResult
+	if err := run.Get(ctx, &again); err != nil {
+		t.Fatalf("run after the kill: %v", err)
+	}
+
+	sum := func(table, key string, runID int64) string {
+		var n, h int64
+		if err := db.QueryRow(fmt.Sprintf("SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', %s))), 0) FROM %s WHERE run_id = ?", key, table), runID).Scan(&n, &h); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%d rows, sum %d", n, h)
+	}
+	coCols := "item_id, rank_no, other_item_id, support, ROUND(confidence, 9), ROUND(lift, 9)"
+	recCols := "user_id, rank_no, item_id, ROUND(score, 9), reason, via"
+	if a, b := sum("co_shares", coCols, clean.Runs[0].RunID), sum("co_shares", coCols, again.Runs[0].RunID); a != b || clean.Runs[0].Stats.RowsOut == 0 {
+		t.Fatalf("co_shares: undisturbed %s, after the kill %s", a, b)
+	}
+	if a, b := sum("recommendations", recCols, clean.Runs[1].RunID), sum("recommendations", recCols, again.Runs[1].RunID); a != b || clean.Runs[1].Stats.RowsOut == 0 {
+		t.Fatalf("recommendations: undisturbed %s, after the kill %s", a, b)
+	}
+	retried := 0
+	iter := s.Client.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil && a.GetAttempt() > 1 {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Fatal("no activity of the killed run was retried: the kill missed the shards")
+	}
+	if got := queryInt(t, db, "SELECT COUNT(*) FROM mining_runs WHERE status <> 'succeeded'"); got != 0 {
+		t.Fatalf("%d mining runs not succeeded", got)
+	}
+	t.Logf("co_share %d rows, recommend %d rows, identical after a worker kill (%d activities retried)", again.Runs[0].Stats.RowsOut, again.Runs[1].Stats.RowsOut, retried)
+}
+
+// shardRunning reports whether the run has a started activity of type name.
+func shardRunning(t *testing.T, c client.Client, run client.WorkflowRun, name string) bool {
+	t.Helper()
+	d, err := c.DescribeWorkflowExecution(context.Background(), run.GetID(), run.GetRunID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range d.GetPendingActivities() {
+		if a.GetActivityType().GetName() == name && a.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED {
+			return true
+		}
+	}
+	return false
+}
