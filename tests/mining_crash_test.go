@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,9 @@ import (
 	"github.com/sluicedata/sluice/activities"
 	"github.com/sluicedata/sluice/internal/loadgen"
 	"github.com/sluicedata/sluice/internal/mining"
+	"github.com/sluicedata/sluice/internal/store"
+	"github.com/sluicedata/sluice/internal/testutil/miningdata"
+	"github.com/sluicedata/sluice/internal/testutil/mysqltest"
 	"github.com/sluicedata/sluice/workflows"
 )
 
@@ -85,8 +89,22 @@ func TestMiningSurvivesWorkerKill(t *testing.T) {
 	if a, b := sum("recommendations", recCols, clean.Runs[1].RunID), sum("recommendations", recCols, again.Runs[1].RunID); a != b || clean.Runs[1].Stats.RowsOut == 0 {
 		t.Fatalf("recommendations: undisturbed %s, after the kill %s", a, b)
 	}
+	retried := retriedActivities(t, s.Client, run)
+	if retried == 0 {
+		t.Fatal("no activity of the killed run was retried: the kill missed the shards")
+	}
+	if got := queryInt(t, db, "SELECT COUNT(*) FROM mining_runs WHERE status <> 'succeeded'"); got != 0 {
+		t.Fatalf("%d mining runs not succeeded", got)
+	}
+	t.Logf("co_share %d rows, recommend %d rows, identical after a worker kill (%d activities retried)", again.Runs[0].Stats.RowsOut, again.Runs[1].Stats.RowsOut, retried)
+}
+
+// retriedActivities counts the activity attempts after the first in the
+// run's history.
+func retriedActivities(t *testing.T, c client.Client, run client.WorkflowRun) int {
+	t.Helper()
 	retried := 0
-	iter := s.Client.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	iter := c.GetWorkflowHistory(context.Background(), run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		if err != nil {
@@ -96,13 +114,7 @@ func TestMiningSurvivesWorkerKill(t *testing.T) {
 			retried++
 		}
 	}
-	if retried == 0 {
-		t.Fatal("no activity of the killed run was retried: the kill missed the shards")
-	}
-	if got := queryInt(t, db, "SELECT COUNT(*) FROM mining_runs WHERE status <> 'succeeded'"); got != 0 {
-		t.Fatalf("%d mining runs not succeeded", got)
-	}
-	t.Logf("co_share %d rows, recommend %d rows, identical after a worker kill (%d activities retried)", again.Runs[0].Stats.RowsOut, again.Runs[1].Stats.RowsOut, retried)
+	return retried
 }
 
 // shardRunning reports whether the run has a started activity of type name.
@@ -118,4 +130,60 @@ func shardRunning(t *testing.T, c client.Client, run client.WorkflowRun, name st
 		}
 	}
 	return false
+}
+
+// TestMiningWaitsOutMySQLDown: MySQL stops just as a trending -> co_share ->
+// recommend run starts; the pieces fail, Temporal retries them with
+// backoff, and once MySQL is back the run completes with exactly the
+// hand-worked results.
+func TestMiningWaitsOutMySQLDown(t *testing.T) {
+	mysqld := mysqltest.StartPrivate(t)
+	dsn := mysqld.NewDB(t, "sluice")
+	cfg, _, _ := newStackConfig(t, false)
+	cfg.MySQLDSN = dsn
+	cfg.NoPipeline = true
+	s := startStack(t, cfg)
+	defer stopStack(t, s)
+	ctx := t.Context()
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	for i, e := range miningdata.Events(today, "down-") {
+		if _, err := db.Exec(`INSERT INTO events (event_date, event_id, type, occurred_at, user_id, item_id, channel, city, src_partition, src_offset, ingest_id, ingested_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, 1, NOW(6))`, e.OccurredAt.Format("2006-01-02"), e.EventID, e.Type, e.OccurredAt, e.UserID, e.ItemID, e.Channel, e.City, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	mysqld.Stop()
+	run, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.DefaultTaskQueue}, workflows.MiningName,
+		workflows.MiningInput{Jobs: []string{mining.JobTrending, mining.JobCoShare, mining.JobRecommend}, FromDay: today.Format("2006-01-02"),
+			Params: mining.Params{K: 3, Shards: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(8 * time.Second)
+	mysqld.Start()
+	var res workflows.MiningResult
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatalf("mining after MySQL came back: %v", err)
+	}
+	if n := retriedActivities(t, s.Client, run); n == 0 {
+		t.Fatal("no activity was retried: MySQL was not down when the run started")
+	}
+	// from_day = today: trending covers only D (D-1's row stays out).
+	wantTrending := miningdata.Trending(today)
+	wantTrending = wantTrending[strings.Index(wantTrending, today.Format("2006-01-02")):]
+	if got := miningdata.Rows(t, db, "SELECT day, city, rank_no, item_id, users, shares FROM trending_daily ORDER BY day, city, rank_no"); got != wantTrending {
+		t.Fatalf("trending_daily:\n%s\nwant:\n%s", got, wantTrending)
+	}
+	if got := miningdata.Rows(t, db, "SELECT item_id, rank_no, other_item_id, support, confidence, lift FROM co_shares WHERE run_id = ? ORDER BY item_id, rank_no", res.Runs[1].RunID); got != miningdata.CoShares {
+		t.Fatalf("co_shares:\n%s\nwant:\n%s", got, miningdata.CoShares)
+	}
+	if got := miningdata.Rows(t, db, "SELECT user_id, rank_no, item_id, score, reason, via FROM recommendations WHERE run_id = ? ORDER BY user_id, rank_no", res.Runs[2].RunID); got != miningdata.Recommendations {
+		t.Fatalf("recommendations:\n%s\nwant:\n%s", got, miningdata.Recommendations)
+	}
 }
