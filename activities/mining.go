@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -82,10 +83,50 @@ func (a *Activities) MiningBegin(ctx context.Context, in MiningBeginInput) (mini
 	return run, err
 }
 
-// heartbeatRows reports the rows a piece has read or written so far in its
-// current phase; the Temporal UI shows it on the pending activity.
-func heartbeatRows(ctx context.Context) mining.Progress {
-	return func(phase string, n int64) { activity.RecordHeartbeat(ctx, map[string]int64{phase: n}) }
+// withHeartbeats runs fn while heartbeating (every second, or a third of the
+// heartbeat timeout when shorter) with the latest
+// progress fn reported (the Temporal UI shows it on the pending activity).
+// A long SQL statement or an in-memory phase reports nothing for a while but
+// its worker is alive; a killed worker stops heartbeating and Temporal
+// retries the piece elsewhere after the heartbeat timeout.
+func withHeartbeats(ctx context.Context, fn func(mining.Progress) (mining.Stats, error)) (mining.Stats, error) {
+	var mu sync.Mutex
+	details := map[string]int64{"started": 1}
+	progress := func(phase string, n int64) {
+		mu.Lock()
+		details = map[string]int64{phase: n}
+		mu.Unlock()
+	}
+	beat := func() {
+		mu.Lock()
+		d := details
+		mu.Unlock()
+		activity.RecordHeartbeat(ctx, d)
+	}
+	beat()
+	done := make(chan struct{})
+	defer close(done)
+	// Beat well inside the heartbeat timeout; the SDK throttles what it
+	// sends to the server to about 0.8 of it.
+	every := time.Second
+	if hb := activity.GetInfo(ctx).HeartbeatTimeout; hb > 0 && hb/3 < every {
+		every = max(hb/3, 50*time.Millisecond)
+	}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				beat()
+			}
+		}
+	}()
+	return fn(progress)
 }
 
 // MiningTrendingDay ranks one day into the run's stage.
@@ -95,22 +136,30 @@ func (a *Activities) MiningTrendingDay(ctx context.Context, in MiningPiece) (min
 		err = fmt.Errorf("day: want YYYY-MM-DD, got %q", in.Day)
 		return mining.Stats{}, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidInput", err)
 	}
-	return mining.TrendingDay(ctx, a.db, in.Run, day, in.Run.Params)
+	return withHeartbeats(ctx, func(mining.Progress) (mining.Stats, error) {
+		return mining.TrendingDay(ctx, a.db, in.Run, day, in.Run.Params)
+	})
 }
 
 // MiningCoShareShard counts one user shard's co-shared pairs.
 func (a *Activities) MiningCoShareShard(ctx context.Context, in MiningPiece) (mining.Stats, error) {
-	return mining.CoShareShard(ctx, a.db, in.Run, in.Shard, heartbeatRows(ctx))
+	return withHeartbeats(ctx, func(p mining.Progress) (mining.Stats, error) {
+		return mining.CoShareShard(ctx, a.db, in.Run, in.Shard, p)
+	})
 }
 
 // MiningCoShareMerge merges the shards and writes the run's co_shares.
 func (a *Activities) MiningCoShareMerge(ctx context.Context, in MiningPiece) (mining.Stats, error) {
-	return mining.CoShareMerge(ctx, a.db, in.Run, heartbeatRows(ctx))
+	return withHeartbeats(ctx, func(p mining.Progress) (mining.Stats, error) {
+		return mining.CoShareMerge(ctx, a.db, in.Run, p)
+	})
 }
 
 // MiningRecommendShard writes one user shard's recommendations.
 func (a *Activities) MiningRecommendShard(ctx context.Context, in MiningPiece) (mining.Stats, error) {
-	return mining.RecommendShard(ctx, a.db, a.graphs, in.Run, in.Shard, heartbeatRows(ctx))
+	return withHeartbeats(ctx, func(p mining.Progress) (mining.Stats, error) {
+		return mining.RecommendShard(ctx, a.db, a.graphs, in.Run, in.Shard, p)
+	})
 }
 
 // MiningPublish makes the run visible to readers in one transaction.
