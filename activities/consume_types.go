@@ -15,7 +15,7 @@ type ConsumeInput struct {
 	// Group is the Kafka consumer group (default "sluice-<pipeline>"). Its
 	// committed offsets are informational: MySQL's kafka_offsets is the truth.
 	Group string `json:"group,omitempty"`
-	// BatchSize is the most messages one MySQL transaction carries (default 2000, at most 5000).
+	// BatchSize is the most messages one MySQL transaction carries (default 5000, the most allowed).
 	BatchSize int `json:"batch_size,omitempty"`
 	// FlushMillis is the longest a partial batch waits before it is written (default 200).
 	FlushMillis int `json:"flush_ms,omitempty"`
@@ -57,7 +57,7 @@ func (in ConsumeInput) WithDefaults() ConsumeInput {
 		in.Group = "sluice-" + in.Pipeline
 	}
 	if in.BatchSize == 0 {
-		in.BatchSize = 2000
+		in.BatchSize = 5000
 	}
 	if in.FlushMillis == 0 {
 		in.FlushMillis = 200
