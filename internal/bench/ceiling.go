@@ -1,26 +1,24 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/binary"
 	"fmt"
-	"github.com/sluicedata/sluice/internal/sqltext"
-	"io"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/sluicedata/sluice/internal/sqltext"
+	"github.com/sluicedata/sluice/internal/store"
 )
 
 const ceilingTable = "events_ceiling"
 
-const eventColumns = "event_date, event_id, type, occurred_at, user_id, item_id, channel, city, attrs, src_partition, src_offset, ingest_id, ingested_at"
+const eventColumns = store.EventColumns
 
 // Ceiling methods.
 const (
@@ -107,11 +105,6 @@ func renderTSV(b []byte, rows []row, ingestID, ingestedAt string) []byte {
 	return b
 }
 
-const loadDataSQL = "LOAD DATA LOCAL INFILE 'Reader::%s' INTO TABLE " + ceilingTable +
-	" CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (" + eventColumns + ")"
-
-var readerSeq atomic.Int64
-
 func randomIngestID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -179,11 +172,7 @@ func runCeiling(ctx context.Context, db *sqlx.DB, rows []row, method string, bat
 					}
 				case methodLoadData:
 					buf = renderTSV(buf[:0], chunk, ingestID, now)
-					name := "sluice-bench-" + strconv.FormatInt(readerSeq.Add(1), 10)
-					data := buf
-					mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
-					res, err := conn.ExecContext(ctx, fmt.Sprintf(loadDataSQL, name))
-					mysql.DeregisterReaderHandler(name)
+					res, err := store.LoadTSV(ctx, conn, ceilingTable, eventColumns, false, buf)
 					if err != nil {
 						fail(fmt.Errorf("LOAD DATA of %d rows: %w", len(chunk), err))
 						return

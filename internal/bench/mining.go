@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 
@@ -123,8 +121,6 @@ func (g *miningGen) rowTSV(b []byte, i int, until time.Time) []byte {
 	return append(b, '\n')
 }
 
-var miningLoadSeq atomic.Int64
-
 // loadMiningEvents writes the dataset into events with LOAD DATA LOCAL,
 // two connections at a time (how the rows get there is not measured).
 func loadMiningEvents(ctx context.Context, db *sqlx.DB, g *miningGen, events int) error {
@@ -138,13 +134,7 @@ func loadMiningEvents(ctx context.Context, db *sqlx.DB, g *miningGen, events int
 		go func() {
 			defer wg.Done()
 			for p := range work {
-				name := "sluice-mining-" + strconv.FormatInt(miningLoadSeq.Add(1), 10)
-				data := p.data
-				mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
-				_, err := db.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE events CHARACTER SET utf8mb4"+
-					" FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ("+eventColumns+")")
-				mysql.DeregisterReaderHandler(name)
-				if err != nil {
+				if _, err := store.LoadTSV(ctx, db, "events", store.EventColumns, false, p.data); err != nil {
 					errc <- fmt.Errorf("loading mining events: %w", err)
 					for range work {
 					}

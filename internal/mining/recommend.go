@@ -95,7 +95,7 @@ func (c *GraphCache) Get(ctx context.Context, db sqlx.QueryerContext, runID int6
 	return g, nil
 }
 
-// trendingList is a city's fallback ranking.
+// trendingItem is one entry of a city's fallback ranking.
 type trendingItem struct {
 	item  string
 	score float64

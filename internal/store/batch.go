@@ -245,7 +245,11 @@ func advanceOffsets(ctx context.Context, tx *sqlx.Tx, b *Batch, now time.Time) e
 	return nil
 }
 
-const insertEventsHead = "INSERT INTO events (event_date, event_id, type, occurred_at, user_id, item_id, channel, city, attrs, src_partition, src_offset, ingest_id, ingested_at) VALUES "
+// EventColumns are the events columns the writer fills, in the order its
+// INSERT and LOAD DATA statements list them.
+const EventColumns = "event_date, event_id, type, occurred_at, user_id, item_id, channel, city, attrs, src_partition, src_offset, ingest_id, ingested_at"
+
+const insertEventsHead = "INSERT INTO events (" + EventColumns + ") VALUES "
 const insertEventsTail = " ON DUPLICATE KEY UPDATE event_id = event_id"
 
 func eventArgs(args []any, r *EventRow, ingestID int64, now time.Time) []any {
@@ -394,18 +398,28 @@ var errLoadUnsure = errors.New("LOAD DATA raised warnings other than duplicate k
 
 var loadSeq atomic.Int64
 
-const loadEventsSQL = "LOAD DATA LOCAL INFILE 'Reader::%s' IGNORE INTO TABLE events CHARACTER SET utf8mb4" +
-	" FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'" +
-	" (event_date, event_id, type, occurred_at, user_id, item_id, channel, city, attrs, src_partition, src_offset, ingest_id, ingested_at)"
+// LoadTSV runs LOAD DATA LOCAL INFILE of data into table's columns through
+// db (a connection or transaction). data holds tab-separated fields escaped
+// by sqltext.AppendTSV (\N for NULL), one row per line. With ignore, a row
+// whose key exists is skipped with a 1062 warning. LOCAL turns data errors
+// into warnings: callers that care read @@warning_count on the same db.
+func LoadTSV(ctx context.Context, db sqlx.ExecerContext, table, columns string, ignore bool, data []byte) (sql.Result, error) {
+	name := "sluice-tsv-" + strconv.FormatInt(loadSeq.Add(1), 10)
+	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
+	defer mysql.DeregisterReaderHandler(name)
+	mode := ""
+	if ignore {
+		mode = "IGNORE "
+	}
+	return db.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' "+mode+"INTO TABLE "+QuoteIdent(table)+
+		" CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ("+columns+")")
+}
 
 // loadEvents loads TSV rows into events inside tx and returns how many were
 // inserted. Rows whose key exists are skipped (IGNORE), each with a 1062
 // warning; any other warning makes the result unsure.
 func loadEvents(ctx context.Context, tx *sqlx.Tx, data []byte, rows int) (int64, error) {
-	name := "sluice-events-" + strconv.FormatInt(loadSeq.Add(1), 10)
-	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
-	defer mysql.DeregisterReaderHandler(name)
-	res, err := tx.ExecContext(ctx, fmt.Sprintf(loadEventsSQL, name))
+	res, err := LoadTSV(ctx, tx, "events", EventColumns, true, data)
 	if err != nil {
 		switch mysqlErrNumber(err) {
 		case 1148, 3948, 1235: // not allowed / local infile disabled / not supported
