@@ -85,10 +85,32 @@ type Writer struct {
 	// MaxStmtRows bounds rows per INSERT (default 2000), keeping a statement
 	// under the 65,535 placeholder limit if the driver ever prepares it.
 	MaxStmtRows int
+	// MaxLoadRows bounds rows per LOAD DATA statement (default 50000; the
+	// data streams to the server, so max_allowed_packet does not apply).
+	MaxLoadRows int
 	// NoLoadData writes raw events with multi-row INSERT only; by default
 	// they go with LOAD DATA LOCAL (less MySQL CPU per row), falling back to
 	// INSERT when the server does not allow it.
 	NoLoadData bool
+
+	redone, rowByRow, lookups atomic.Int64
+}
+
+// WriterStats counts how a Writer's batches went, since it was made.
+type WriterStats struct {
+	// LoadRedone: batches LOAD DATA could not vouch for (warnings other
+	// than duplicate keys), rolled back and written with INSERT.
+	LoadRedone int64
+	// RowByRow: batches MySQL refused a row of, written one row at a time.
+	RowByRow int64
+	// Lookups: statements whose new rows were found by querying ingest_id
+	// (the duplicate-key warnings did not name the skipped rows).
+	Lookups int64
+}
+
+// Stats returns the writer's counters.
+func (w *Writer) Stats() WriterStats {
+	return WriterStats{LoadRedone: w.redone.Load(), RowByRow: w.rowByRow.Load(), Lookups: w.lookups.Load()}
 }
 
 // stmtBufs recycles statement buffers across batches and writers.
@@ -120,10 +142,12 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 			return res, nil
 		}
 		if mode == modeLoad && errors.Is(err, errLoadUnsure) {
+			w.redone.Add(1)
 			mode = modeInsert
 			continue
 		}
 		if mode != modeRowByRow && IsRowDataError(err) {
+			w.rowByRow.Add(1)
 			mode = modeRowByRow
 			continue
 		}
@@ -138,9 +162,20 @@ func (w *Writer) Write(ctx context.Context, b *Batch) (Result, error) {
 	}
 }
 
+// rowKey is an events primary key: (event_date as days since the epoch,
+// event_id).
 type rowKey struct {
-	date string
-	id   string
+	day int64
+	id  string
+}
+
+func keyOf(e *schemas.Event) rowKey {
+	u := e.OccurredAt.Unix()
+	day := u / 86400
+	if u%86400 < 0 {
+		day-- // floor, for times before 1970
+	}
+	return rowKey{day: day, id: e.EventID}
 }
 
 // How a batch's raw events are written.
@@ -172,7 +207,7 @@ func (w *Writer) writeOnce(ctx context.Context, b *Batch, mode int) (res Result,
 	seen := make(map[rowKey]struct{}, len(b.Events))
 	for i := range b.Events {
 		r := &b.Events[i]
-		k := rowKey{date: r.Event.EventDate().Format(dayLayout), id: r.Event.EventID}
+		k := keyOf(&r.Event)
 		if _, dup := seen[k]; dup {
 			res.Duplicates++
 			continue
@@ -195,19 +230,20 @@ func (w *Writer) writeOnce(ctx context.Context, b *Batch, mode int) (res Result,
 	// Everything that is neither new nor refused by MySQL was a duplicate.
 	res.Duplicates = len(b.Events) - len(fresh) - (len(dead) - len(b.Dead))
 
-	// 3. Live aggregates from the new events only: a redelivered event_id
-	// counts once.
-	n, err := upsertCounts(ctx, tx, fresh, now)
-	if err != nil {
-		return res, err
-	}
-	res.CountRows = n
-
-	// 4. Dead letters.
+	// 3. Dead letters.
 	if err := insertDeadLetters(ctx, tx, b, dead, now); err != nil {
 		return res, err
 	}
 	res.DeadLetters = len(dead)
+
+	// 4. Live aggregates from the new events only (a redelivered event_id
+	// counts once), last: their rows' locks are held only until the commit
+	// right after, and updated_at is within milliseconds of it.
+	n, err := upsertCounts(ctx, tx, fresh, w.now())
+	if err != nil {
+		return res, err
+	}
+	res.CountRows = n
 
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("committing batch: %w", err)
@@ -267,7 +303,7 @@ func eventArgs(args []any, r *EventRow, ingestID int64, now time.Time) []any {
 func appendEventValues(b []byte, r *EventRow, tail []byte) []byte {
 	e := &r.Event
 	b = append(b, '(', '\'')
-	b = e.EventDate().AppendFormat(b, dayLayout)
+	b = sqltext.AppendDate(b, e.OccurredAt)
 	b = append(b, '\'', ',')
 	b = sqltext.AppendQuoted(b, e.EventID)
 	b = append(b, ',')
@@ -299,11 +335,7 @@ func appendEventValues(b []byte, r *EventRow, tail []byte) []byte {
 // microseconds when micro.
 func appendQuotedTime(b []byte, t time.Time, micro bool) []byte {
 	b = append(b, '\'')
-	if micro {
-		b = t.UTC().AppendFormat(b, "2006-01-02 15:04:05.000000")
-	} else {
-		b = t.UTC().AppendFormat(b, "2006-01-02 15:04:05")
-	}
+	b = sqltext.AppendDateTime(b, t, micro)
 	return append(b, '\'')
 }
 
@@ -317,12 +349,15 @@ func rowSize(r *EventRow) int {
 // rows, so affected == len(chunk) means every row was new; otherwise the rows
 // carrying this batch's ingest_id are the new ones.
 func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow, ingestID int64, now time.Time, load bool) ([]*EventRow, error) {
-	maxBytes, maxRows := w.MaxStmtBytes, w.MaxStmtRows
+	maxBytes, maxRows, maxLoad := w.MaxStmtBytes, w.MaxStmtRows, w.MaxLoadRows
 	if maxBytes <= 0 {
 		maxBytes = 4 << 20
 	}
 	if maxRows <= 0 {
 		maxRows = 2000
+	}
+	if maxLoad <= 0 {
+		maxLoad = 50000
 	}
 	fresh := make([]*EventRow, 0, len(rows))
 	// The statement is rendered here, values escaped in Go, rather than
@@ -333,22 +368,23 @@ func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow
 	pooled := stmtBufs.Get().(*[]byte)
 	defer stmtBufs.Put(pooled)
 	ingestLit := strconv.AppendInt(nil, ingestID, 10)
-	nowLit := now.UTC().AppendFormat(nil, "2006-01-02 15:04:05.000000")
+	nowLit := sqltext.AppendDateTime(nil, now, true)
 	for start := 0; start < len(rows); {
 		var (
 			chunk []*EventRow
 			n     int64
+			dups  []string
 			err   error
 		)
 		if load {
-			end := min(len(rows), start+maxRows)
+			end := min(len(rows), start+maxLoad)
 			chunk = rows[start:end]
 			buf := (*pooled)[:0]
 			for _, r := range chunk {
 				buf = appendEventTSV(buf, r, ingestLit, nowLit)
 			}
 			*pooled = buf
-			n, err = loadEvents(ctx, tx, buf, len(chunk))
+			n, dups, err = loadEvents(ctx, tx, buf, len(chunk))
 			start = end
 		} else {
 			buf := append((*pooled)[:0], insertEventsHead...)
@@ -375,7 +411,10 @@ func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow
 		}
 		if int(n) == len(chunk) {
 			fresh = append(fresh, chunk...)
+		} else if ours, ok := withoutDuplicates(chunk, dups, int(n)); ok {
+			fresh = append(fresh, ours...)
 		} else {
+			w.lookups.Add(1)
 			ours, err := ownedRows(ctx, tx, chunk, ingestID)
 			if err != nil {
 				return nil, err
@@ -416,68 +455,113 @@ func LoadTSV(ctx context.Context, db sqlx.ExecerContext, table, columns string, 
 }
 
 // loadEvents loads TSV rows into events inside tx and returns how many were
-// inserted. Rows whose key exists are skipped (IGNORE), each with a 1062
-// warning; any other warning makes the result unsure.
-func loadEvents(ctx context.Context, tx *sqlx.Tx, data []byte, rows int) (int64, error) {
+// inserted and, when rows were skipped, the keys MySQL printed for them.
+// Rows whose key exists are skipped (IGNORE), each with a 1062 warning; any
+// other warning, or more warnings than the session keeps
+// (max_error_count), makes the result unsure.
+func loadEvents(ctx context.Context, tx *sqlx.Tx, data []byte, rows int) (int64, []string, error) {
 	res, err := LoadTSV(ctx, tx, "events", EventColumns, true, data)
 	if err != nil {
 		switch mysqlErrNumber(err) {
 		case 1148, 3948, 1235: // not allowed / local infile disabled / not supported
 			loadDataOff.Store(true)
-			return 0, fmt.Errorf("%w: %v", errLoadUnsure, err)
+			return 0, nil, fmt.Errorf("%w: %v", errLoadUnsure, err)
 		}
-		return 0, err
+		return 0, nil, err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var warnings int
 	if err := tx.QueryRowContext(ctx, "SELECT @@warning_count").Scan(&warnings); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if warnings == 0 {
-		return n, nil
+		return n, nil, nil
 	}
-	if warnings > rows-int(n) || warnings > 64 {
-		return 0, errLoadUnsure
+	if warnings > rows-int(n) {
+		return 0, nil, errLoadUnsure
 	}
 	wr, err := tx.QueryContext(ctx, "SHOW WARNINGS")
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer wr.Close()
-	seen := 0
+	keys := make([]string, 0, warnings)
 	for wr.Next() {
 		var level, msg string
 		var code int
 		if err := wr.Scan(&level, &code, &msg); err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		if code != 1062 {
-			return 0, errLoadUnsure
+			return 0, nil, errLoadUnsure
 		}
-		seen++
+		keys = append(keys, msg)
 	}
 	if err := wr.Err(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if seen != warnings {
-		return 0, errLoadUnsure
+	if len(keys) != warnings {
+		return 0, nil, errLoadUnsure
 	}
-	return n, nil
+	return n, keys, nil
+}
+
+// withoutDuplicates returns the rows of chunk that LOAD DATA inserted,
+// given the 1062 warnings of the rows it skipped ("Duplicate entry
+// '2026-12-01-id' for key ..." on MariaDB and MySQL alike: the key's
+// columns joined by '-'). It reports false when the warnings do not name
+// exactly the skipped rows; the caller then asks the table.
+func withoutDuplicates(chunk []*EventRow, warnings []string, inserted int) ([]*EventRow, bool) {
+	if len(warnings) != len(chunk)-inserted {
+		return nil, false
+	}
+	const head = "Duplicate entry '"
+	skipped := make(map[string]struct{}, len(warnings))
+	for _, w := range warnings {
+		rest, ok := strings.CutPrefix(w, head)
+		if !ok {
+			return nil, false
+		}
+		entry, _, ok := strings.Cut(rest, "' for key ")
+		if !ok {
+			return nil, false
+		}
+		skipped[entry] = struct{}{}
+	}
+	if len(skipped) != len(warnings) {
+		return nil, false
+	}
+	out := make([]*EventRow, 0, inserted)
+	var key []byte
+	for _, r := range chunk {
+		key = sqltext.AppendDate(key[:0], r.Event.OccurredAt)
+		key = append(key, '-')
+		key = append(key, r.Event.EventID...)
+		if _, dup := skipped[string(key)]; dup {
+			delete(skipped, string(key))
+			continue
+		}
+		out = append(out, r)
+	}
+	if len(skipped) != 0 || len(out) != inserted {
+		return nil, false
+	}
+	return out, true
 }
 
 // appendEventTSV renders one row for loadEventsSQL.
 func appendEventTSV(b []byte, r *EventRow, ingestID, now []byte) []byte {
 	e := &r.Event
-	b = e.EventDate().AppendFormat(b, dayLayout)
+	b = sqltext.AppendDate(b, e.OccurredAt)
 	b = append(b, '\t')
 	b = sqltext.AppendTSV(b, e.EventID)
 	b = append(b, '\t')
 	b = sqltext.AppendTSV(b, e.Type)
 	b = append(b, '\t')
-	b = e.OccurredAt.UTC().AppendFormat(b, "2006-01-02 15:04:05.000000")
+	b = sqltext.AppendDateTime(b, e.OccurredAt, true)
 	for _, f := range [...]string{e.UserID, e.ItemID, e.Channel, e.City} {
 		b = append(b, '\t')
 		b = sqltext.AppendTSV(b, f)
@@ -589,7 +673,7 @@ func upsertCounts(ctx context.Context, tx *sqlx.Tx, fresh []*EventRow, now time.
 				b = append(b, ',')
 			}
 			b = append(b, '(', '\'')
-			b = k.Minute.UTC().AppendFormat(b, dayLayout)
+			b = sqltext.AppendDate(b, k.Minute)
 			b = append(b, '\'', ',')
 			b = appendQuotedTime(b, k.Minute, false)
 			b = append(b, ',')

@@ -112,7 +112,7 @@ WHERE pipeline = ? AND topic = ? AND dl_date BETWEEN ? AND ? AND replayed_at IS 
 			res.StillInvalid++
 			continue
 		}
-		k := rowKey{date: ev.EventDate().Format(dayLayout), id: ev.EventID}
+		k := keyOf(&ev)
 		if seen[k] {
 			outcome[i] = "duplicate"
 			continue

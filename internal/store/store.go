@@ -40,6 +40,11 @@ func ParseDSN(dsn string) (*mysql.Config, error) {
 	if _, ok := cfg.Params["sql_mode"]; !ok {
 		cfg.Params["sql_mode"] = "'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
 	}
+	if _, ok := cfg.Params["max_error_count"]; !ok {
+		// LOAD DATA ... IGNORE reports each skipped duplicate as a warning;
+		// the batch writer reads them all to tell duplicates from data errors.
+		cfg.Params["max_error_count"] = "65535"
+	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 5 * time.Second
 	}

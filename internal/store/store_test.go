@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sluicedata/sluice/internal/store"
@@ -309,30 +310,147 @@ func testRendersValues(t *testing.T, noLoad bool) {
 	}
 }
 
-// TestWriterManyDuplicatesFallBackToInsert: LOAD DATA reports at most 64
-// warnings in detail; a redelivery of more rows than that cannot be proven
-// to be duplicates only, so the batch is redone with INSERT, exactly once.
-func TestWriterManyDuplicatesFallBackToInsert(t *testing.T) {
-	db, _ := mysqltest.New(t)
+// redelivery returns a first batch of 100 new events and a second one that
+// redelivers all 100 under new offsets with 50 new events interleaved (one
+// after every second duplicate), so most LOAD DATA chunks mix skipped and
+// new rows. Every event has an item of its own, so a wrong choice of which
+// rows were new shows in item_counts_minute even when the total is right;
+// events alternate between today and yesterday, so the duplicate-key
+// warnings carry two dates.
+func redelivery(at time.Time) (first, second *store.Batch) {
+	old := func(i int) schemas.Event {
+		return ev(fmt.Sprintf("d%d", i), "share", fmt.Sprintf("old%d", i), "u1", at.Add(-time.Duration(i%2)*24*time.Hour))
+	}
+	first = &store.Batch{Pipeline: "p", Topic: "t", Offsets: []store.OffsetAdvance{{Partition: 0, From: -1, To: 100}}}
+	for i := 0; i < 100; i++ {
+		first.Events = append(first.Events, store.EventRow{Event: old(i), Partition: 0, Offset: int64(i)})
+	}
+	second = &store.Batch{Pipeline: "p", Topic: "t", Offsets: []store.OffsetAdvance{{Partition: 0, From: 100, To: 250}}}
+	off := int64(100)
+	add := func(e schemas.Event) {
+		second.Events = append(second.Events, store.EventRow{Event: e, Partition: 0, Offset: off})
+		off++
+	}
+	for i := 0; i < 100; i++ {
+		add(old(i))
+		if i%2 == 1 {
+			n := i / 2
+			add(ev(fmt.Sprintf("n%d", n), "share", fmt.Sprintf("new%d", n), "u2", at.Add(-time.Duration(n%2)*24*time.Hour)))
+		}
+	}
+	return first, second
+}
+
+// checkRedelivered asserts the database holds the 150 events of
+// redelivery once each and counted once each.
+func checkRedelivered(t *testing.T, db *sqlx.DB) {
+	t.Helper()
+	if n := count(t, db, "SELECT COUNT(*) FROM events"); n != 150 {
+		t.Fatalf("events = %d, want 150", n)
+	}
+	if n := count(t, db, "SELECT SUM(cnt) FROM item_counts_minute"); n != 150 {
+		t.Fatalf("SUM(cnt) = %d, want 150", n)
+	}
+	if n := count(t, db, "SELECT COUNT(*) FROM item_counts_minute WHERE cnt = 1"); n != 150 {
+		t.Fatalf("count rows with cnt = 1: %d, want 150 (one per item)", n)
+	}
+	if n := count(t, db, "SELECT SUM(cnt) FROM item_counts_minute WHERE item_id LIKE 'new%'"); n != 50 {
+		t.Fatalf("counts of the new items = %d, want 50", n)
+	}
+	// The redelivered copies must not have replaced the stored rows, and the
+	// new events keep the offsets they came with.
+	if n := count(t, db, "SELECT COUNT(*) FROM events WHERE event_id LIKE 'd%' AND src_offset < 100"); n != 100 {
+		t.Fatalf("original events with their first offsets = %d, want 100", n)
+	}
+	if n := count(t, db, "SELECT src_offset FROM events WHERE event_id = 'n0'"); n != 102 {
+		t.Fatalf("src_offset of n0 = %d, want 102", n)
+	}
+	offs, err := store.LoadOffsets(context.Background(), db, "p", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offs[0] != 250 {
+		t.Fatalf("offsets = %v, want partition 0 at 250", offs)
+	}
+}
+
+// TestWriterRedeliveryStaysOnLoadData: with max_error_count raised by
+// ParseDSN, SHOW WARNINGS names every duplicate LOAD DATA skipped, so a
+// redelivery of many duplicates mixed with new events is written by LOAD
+// DATA alone (no redo with INSERT, no ingest_id lookups) and exactly once.
+func TestWriterRedeliveryStaysOnLoadData(t *testing.T) {
+	for _, maxLoad := range []int{0, 7} { // 0: default, one statement; 7: 22 statements
+		t.Run(fmt.Sprintf("max_load_rows=%d", maxLoad), func(t *testing.T) {
+			db, _ := mysqltest.New(t)
+			ctx := context.Background()
+			var mec int
+			if err := db.Get(&mec, "SELECT @@session.max_error_count"); err != nil || mec != 65535 {
+				t.Fatalf("session max_error_count = %d (%v), want 65535 from ParseDSN", mec, err)
+			}
+			w := &store.Writer{DB: db, MaxLoadRows: maxLoad}
+			first, second := redelivery(time.Now().UTC().Add(-time.Minute))
+			res, err := w.Write(ctx, first)
+			if err != nil || res.Inserted != 100 || res.Duplicates != 0 {
+				t.Fatalf("first: %+v %v; want 100 inserted", res, err)
+			}
+			res, err = w.Write(ctx, second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Inserted != 50 || res.Duplicates != 100 || res.DeadLetters != 0 || res.CountRows != 50 {
+				t.Fatalf("redelivery: %+v; want 50 inserted, 100 duplicates, 50 count rows", res)
+			}
+			if st := w.Stats(); st != (store.WriterStats{}) {
+				t.Fatalf("stats = %+v, want no redo, no row-by-row, no lookups", st)
+			}
+			checkRedelivered(t, db)
+		})
+	}
+}
+
+// TestWriterFewKeptWarningsRedoExactly: a session keeping only 64 warnings
+// (an explicit max_error_count in the DSN wins over ParseDSN's) cannot show
+// 100 skipped duplicates, so LOAD DATA's result is unsure: the batch is
+// rolled back and redone with INSERT, still exactly once.
+func TestWriterFewKeptWarningsRedoExactly(t *testing.T) {
+	_, dsn := mysqltest.New(t)
+	ctx := context.Background()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["max_error_count"] = "64"
+	db, err := store.Open(ctx, cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mec int
+	if err := db.Get(&mec, "SELECT @@session.max_error_count"); err != nil || mec != 64 {
+		t.Fatalf("session max_error_count = %d (%v), want 64 from the DSN", mec, err)
+	}
 	w := &store.Writer{DB: db}
-	at := time.Now().UTC().Add(-time.Minute)
-	batch := func(from int64) *store.Batch {
-		b := &store.Batch{Pipeline: "p", Topic: "t", Offsets: []store.OffsetAdvance{{Partition: 0, From: from, To: from + 100}}}
-		if from == 0 {
-			b.Offsets[0].From = -1
-		}
-		for i := 0; i < 100; i++ {
-			b.Events = append(b.Events, store.EventRow{Event: ev(fmt.Sprintf("d%d", i), "share", "r1", "u1", at), Partition: 0, Offset: from + int64(i)})
-		}
-		return b
+	first, second := redelivery(time.Now().UTC().Add(-time.Minute))
+	if res, err := w.Write(ctx, first); err != nil || res.Inserted != 100 {
+		t.Fatalf("first: %+v %v; want 100 inserted", res, err)
 	}
-	if res, err := w.Write(context.Background(), batch(0)); err != nil || res.Inserted != 100 {
-		t.Fatalf("first: %+v %v", res, err)
+	if st := w.Stats(); st != (store.WriterStats{}) {
+		t.Fatalf("stats after a batch of new events = %+v, want zero", st)
 	}
-	if res, err := w.Write(context.Background(), batch(100)); err != nil || res.Inserted != 0 || res.Duplicates != 100 {
-		t.Fatalf("redelivery: %+v %v", res, err)
+	res, err := w.Write(ctx, second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := count(t, db, "SELECT SUM(cnt) FROM item_counts_minute"); n != 100 {
-		t.Fatalf("counts = %d, want 100", n)
+	if res.Inserted != 50 || res.Duplicates != 100 || res.DeadLetters != 0 || res.CountRows != 50 {
+		t.Fatalf("redelivery: %+v; want 50 inserted, 100 duplicates, 50 count rows", res)
 	}
+	// Redone once with INSERT, whose one statement found its new rows by
+	// ingest_id.
+	if st := w.Stats(); st != (store.WriterStats{LoadRedone: 1, Lookups: 1}) {
+		t.Fatalf("stats = %+v, want LoadRedone 1, Lookups 1", st)
+	}
+	checkRedelivered(t, db)
 }
