@@ -162,16 +162,28 @@ func (a *Activities) ConsumeLoop(ctx context.Context, in ConsumeInput, progress 
 	return c.snapshot(), err
 }
 
+// decoded is a consumed message after decoding. It keeps the raw bytes
+// only when they are going to dead_letters, so sarama's fetch buffers are
+// not held by queued events, and it is small: a lane may queue tens of
+// thousands.
 type decoded struct {
-	msg    *sarama.ConsumerMessage
+	part   int32
+	offset int64
 	event  schemas.Event
-	err    error
-	parent trace.SpanContext
+	bad    *badMessage        // set when the message does not decode
+	parent *trace.SpanContext // the producer's trace, when the headers carry one
 	// skipTo > 0 marks no message but the end of a bounded replay's
-	// partition: msg is the first message at or past it, so everything
-	// deliverable below was delivered and the position moves to skipTo
-	// (over offsets never delivered: transaction markers, compacted records).
+	// partition: offset is that of the first message at or past it, so
+	// everything deliverable below was delivered and the position moves to
+	// skipTo (over offsets never delivered: transaction markers, compacted
+	// records).
 	skipTo int64
+}
+
+// badMessage is a message bound for dead_letters.
+type badMessage struct {
+	err error
+	raw []byte
 }
 
 type consumer struct {
@@ -253,7 +265,9 @@ func (c *consumer) saramaConfig() (*sarama.Config, error) {
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
 	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
-	sc.Consumer.Fetch.Default = 1 << 20
+	// Per partition and fetch: sarama holds a fetch's decompressed records
+	// until all are delivered, so this bounds memory as much as the lanes.
+	sc.Consumer.Fetch.Default = 512 << 10
 	sc.Consumer.Return.Errors = false
 	// A dead member (worker killed) holds its partitions until this expires.
 	sc.Consumer.Group.Session.Timeout = 6 * time.Second
@@ -363,8 +377,8 @@ type handler struct {
 	c      *consumer
 	cancel context.CancelCauseFunc
 
-	writers []*partWriter
-	wg      sync.WaitGroup
+	lanes *lanes
+	wg    sync.WaitGroup
 }
 
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
@@ -378,14 +392,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	c.mu.Lock()
 	c.parts = map[int32]*PartitionProgress{} // only what this session owns
 	c.mu.Unlock()
-	h.writers = make([]*partWriter, c.in.Writers)
-	for i := range h.writers {
-		h.writers[i] = &partWriter{
-			c: c, sess: sess, cancel: h.cancel,
-			in:  make(chan decoded, c.in.BatchSize),
-			pos: map[int32]int64{},
-		}
-	}
+	positions := make(map[int32]int64, len(claimed))
 	for _, p := range claimed {
 		pos, ok := stored[p]
 		if ok {
@@ -395,10 +402,12 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		} else {
 			pos = -1
 		}
-		h.writerFor(p).pos[p] = pos
+		positions[p] = pos
 		c.setPosition(p, pos, -1)
 	}
-	for _, w := range h.writers {
+	h.lanes = newLanes(c.in.BatchSize, time.Duration(c.in.FlushMillis)*time.Millisecond, c.in.Writers, positions)
+	for range c.in.Writers {
+		w := &partWriter{c: c, sess: sess, cancel: h.cancel, lanes: h.lanes}
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
@@ -409,20 +418,16 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
-func (h *handler) writerFor(p int32) *partWriter { return h.writers[int(p)%len(h.writers)] }
-
 func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
-	for _, w := range h.writers {
-		close(w.in)
-	}
+	// Queued messages that were not written are re-read from the stored
+	// offsets by the next session.
+	h.lanes.close()
 	h.wg.Wait()
-	h.writers = nil
 	return nil
 }
 
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	c := h.c
-	w := h.writerFor(claim.Partition())
 	ctx := sess.Context()
 	var hw int64 = -1
 	// A bounded replay consumes a listed partition below its until offset
@@ -449,25 +454,30 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 					continue
 				}
 				marked = true
-				select {
-				case w.in <- decoded{msg: msg, skipTo: until}:
-				case <-ctx.Done():
+				if !h.lanes.push(ctx, decoded{part: msg.Partition, offset: msg.Offset, skipTo: until}, until) {
 					return nil
 				}
 				continue
 			}
-			d := decoded{msg: msg}
-			d.event, d.err = schemas.DecodeEvent(msg.Value, time.Now())
+			d := decoded{part: msg.Partition, offset: msg.Offset}
+			var err error
+			if d.event, err = schemas.DecodeEvent(msg.Value, time.Now()); err != nil {
+				d.bad = &badMessage{err: err, raw: msg.Value}
+			}
 			if len(msg.Headers) > 0 {
-				d.parent = trace.SpanContextFromContext(kafka.ExtractContext(context.Background(), msg.Headers))
+				if sc := trace.SpanContextFromContext(kafka.ExtractContext(context.Background(), msg.Headers)); sc.IsValid() {
+					d.parent = &sc
+				}
 			}
 			if n := claim.HighWaterMarkOffset(); n != hw {
 				hw = n
 				c.setHighWater(claim.Partition(), n)
 			}
-			select {
-			case w.in <- d: // blocks while the writer is busy: backpressure
-			case <-ctx.Done():
+			end := hw
+			if bounded {
+				end = until
+			}
+			if !h.lanes.push(ctx, d, end) { // blocks while the lanes are full: backpressure
 				return nil
 			}
 		}
@@ -521,94 +531,67 @@ func loadOffsetsRetrying(ctx context.Context, c *consumer) (map[int32]int64, err
 	}
 }
 
-// partWriter batches the messages of the partitions it owns and commits
-// each batch in one MySQL transaction.
+// partWriter takes partition-disjoint batches from the session's lanes
+// and commits each in one MySQL transaction.
 type partWriter struct {
 	c      *consumer
 	sess   sarama.ConsumerGroupSession
 	cancel context.CancelCauseFunc
-	in     chan decoded
-	// pos is the committed next offset per owned partition (-1: no row yet).
-	pos map[int32]int64
+	lanes  *lanes
+	rows   []store.EventRow // reused across batches
 }
 
 func (w *partWriter) run(ctx context.Context) {
-	c := w.c
-	flushEvery := time.Duration(c.in.FlushMillis) * time.Millisecond
-	batch := make([]decoded, 0, c.in.BatchSize)
-	timer := time.NewTimer(flushEvery)
-	defer timer.Stop()
+	var segs []seg
 	for {
-		select {
-		case d, ok := <-w.in:
-			if !ok {
-				return // session over: unwritten messages are re-read from stored offsets
-			}
-			if len(batch) == 0 {
-				timer.Reset(flushEvery)
-			}
-			batch = append(batch, d)
-			if len(batch) < c.in.BatchSize {
-				continue
-			}
-		case <-timer.C:
-			if len(batch) == 0 {
-				continue
-			}
+		var hs []held
+		var ok bool
+		segs, hs, ok = w.lanes.take(ctx, segs[:0])
+		if !ok {
+			return // session over: unwritten messages are re-read from stored offsets
 		}
-		if !w.flush(ctx, batch) {
-			// Fenced or stopping: drain until the session closes the channel.
-			for range w.in {
-			}
-			return
+		ok = w.flush(ctx, segs, hs)
+		w.lanes.done(hs, segs)
+		if !ok {
+			return // fenced or stopping: the session is being torn down
 		}
-		batch = batch[:0]
 	}
 }
 
-// flush writes one batch, retrying transient MySQL failures until it
-// commits or ctx ends. It reports false when the writer must stop.
-func (w *partWriter) flush(ctx context.Context, batch []decoded) bool {
+// flush writes one batch of the lanes hs, retrying transient MySQL
+// failures until it commits or ctx ends, and moves hs to the batch's end
+// offsets. It reports false when the writer must stop.
+func (w *partWriter) flush(ctx context.Context, segs []seg, hs []held) bool {
 	c := w.c
-	b := &store.Batch{Pipeline: c.in.Pipeline, Topic: c.in.Topic, Events: make([]store.EventRow, 0, len(batch))}
-	next := map[int32]int64{}
-	var order []int32
+	b := &store.Batch{Pipeline: c.in.Pipeline, Topic: c.in.Topic, Events: w.rows[:0]}
+	defer func() {
+		clear(b.Events) // drop the events' strings until the next batch
+		w.rows = b.Events[:0]
+	}()
+	from := make(map[int32]int64, len(hs))
+	for _, h := range hs {
+		from[h.Part] = h.Pos
+	}
+	next := make(map[int32]int64, len(hs))
 	var links []trace.Link
-	for _, d := range batch {
-		p := d.msg.Partition
-		if d.skipTo > 0 {
-			cur, ok := next[p]
-			if !ok {
-				cur = w.pos[p]
-			}
-			if d.skipTo > cur {
-				if !ok {
-					order = append(order, p)
-				}
-				next[p] = d.skipTo
-			}
-			continue
-		}
-		if _, ok := next[p]; !ok {
-			order = append(order, p)
-		}
-		next[p] = d.msg.Offset + 1
-		if d.err != nil {
-			b.Dead = append(b.Dead, store.DeadLetter{Partition: p, Offset: d.msg.Offset, Raw: d.msg.Value, Reason: d.err.Error()})
-		} else {
-			b.Events = append(b.Events, store.EventRow{Event: d.event, Partition: p, Offset: d.msg.Offset})
-		}
-		if d.parent.IsValid() && len(links) < maxBatchLinks {
-			links = append(links, trace.Link{SpanContext: d.parent})
+	messages := 0
+	for _, sg := range segs {
+		messages += sg.to - sg.from
+	}
+	for _, sg := range segs {
+		for i := sg.from; i < sg.to; i++ {
+			w.add(b, &sg.c.d[i], from, next, &links)
 		}
 	}
-	for _, p := range order {
-		b.Offsets = append(b.Offsets, store.OffsetAdvance{Partition: p, From: w.pos[p], To: next[p]})
+	for _, h := range hs {
+		if to, ok := next[h.Part]; ok {
+			b.Offsets = append(b.Offsets, store.OffsetAdvance{Partition: h.Part, From: h.Pos, To: to})
+		}
 	}
 
 	ctx, span := c.tracer.Start(ctx, "sluice.ingest.batch", trace.WithLinks(links...),
 		trace.WithAttributes(attribute.String("sluice.pipeline", c.in.Pipeline), attribute.String("messaging.destination.name", c.in.Topic),
-			attribute.Int("messaging.batch.message_count", len(batch))))
+			attribute.Int("messaging.batch.message_count", messages)))
 	defer span.End()
 
 	backoff := 100 * time.Millisecond
@@ -618,7 +601,11 @@ func (w *partWriter) flush(ctx context.Context, batch []decoded) bool {
 		if err == nil {
 			lat := time.Since(start)
 			for _, o := range b.Offsets {
-				w.pos[o.Partition] = o.To
+				for i := range hs {
+					if hs[i].Part == o.Partition {
+						hs[i].Pos = o.To
+					}
+				}
 				w.sess.MarkOffset(c.in.Topic, o.Partition, o.To, "")
 			}
 			c.recordBatch(ctx, b, res, lat)
@@ -641,6 +628,31 @@ func (w *partWriter) flush(ctx context.Context, batch []decoded) bool {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// add puts one queued message into b: an event row, a dead letter, or
+// (skipTo) a bounded replay's end, and moves its partition's next offset.
+func (w *partWriter) add(b *store.Batch, d *decoded, from, next map[int32]int64, links *[]trace.Link) {
+	p := d.part
+	if d.skipTo > 0 {
+		cur, ok := next[p]
+		if !ok {
+			cur = from[p]
+		}
+		if d.skipTo > cur {
+			next[p] = d.skipTo
+		}
+		return
+	}
+	next[p] = d.offset + 1
+	if d.bad != nil {
+		b.Dead = append(b.Dead, store.DeadLetter{Partition: p, Offset: d.offset, Raw: d.bad.raw, Reason: d.bad.err.Error()})
+	} else {
+		b.Events = append(b.Events, store.EventRow{Event: d.event, Partition: p, Offset: d.offset})
+	}
+	if d.parent != nil && len(*links) < maxBatchLinks {
+		*links = append(*links, trace.Link{SpanContext: *d.parent})
 	}
 }
 

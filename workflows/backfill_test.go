@@ -37,7 +37,7 @@ func TestBackfillRejectsBadInput(t *testing.T) {
 		{BackfillInput{Mode: "kafka", Pipeline: "p", Topic: "t", FromTime: "yesterday"}, "from_time: want"},
 		{BackfillInput{Mode: "kafka", Pipeline: "p", Topic: "t", FromTime: "2999-01-01T00:00:00Z"}, "from_time: 2999-01-01T00:00:00Z is in the future"},
 		{BackfillInput{Mode: "kafka", Pipeline: "p", Topic: "t", FromTime: "2026-01-01T00:00:00Z", Handover: "later"}, "handover:"},
-		{BackfillInput{Mode: "kafka", Pipeline: "p", Topic: "t", FromTime: "2026-01-01T00:00:00Z", BatchSize: 9000}, "batch_size:"},
+		{BackfillInput{Mode: "kafka", Pipeline: "p", Topic: "t", FromTime: "2026-01-01T00:00:00Z", BatchSize: 90000}, "batch_size:"},
 		{BackfillInput{Mode: "kafka", Pipeline: "p", Topic: "t", FromTime: "2026-01-01T00:00:00Z", FromDay: "2026-01-01"}, "from_day: not used"},
 	} {
 		var s testsuite.WorkflowTestSuite

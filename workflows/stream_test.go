@@ -28,7 +28,7 @@ func TestStreamIngestRejectsBadInput(t *testing.T) {
 	}{
 		{"no pipeline", func(in *StreamIngestInput) { in.Pipeline = "" }, "pipeline:"},
 		{"bad topic", func(in *StreamIngestInput) { in.Topic = "a topic" }, "topic:"},
-		{"huge batch", func(in *StreamIngestInput) { in.BatchSize = 10000 }, "batch_size:"},
+		{"huge batch", func(in *StreamIngestInput) { in.BatchSize = 60000 }, "batch_size:"},
 		{"start_from", func(in *StreamIngestInput) { in.StartFrom = "middle" }, "start_from:"},
 		{"heartbeat", func(in *StreamIngestInput) { in.HeartbeatTimeoutSeconds = 1 }, "heartbeat_timeout_seconds:"},
 	} {
