@@ -74,6 +74,10 @@ type Config struct {
 	CeilingSampleRows int
 	// FreshnessSeconds of posting at half the end-to-end rate.
 	FreshnessSeconds int
+	// Rounds is how many times (a) at its best point, (c) and (b) run,
+	// interleaved, on the same rows; the report gives medians, so a burst
+	// of the machine's noise skews one round, not the ratios.
+	Rounds int
 	// CPUProfile, when set, receives a CPU profile of this process during
 	// the bare loop (c).
 	CPUProfile string
@@ -101,6 +105,7 @@ func DefaultConfig() Config {
 		CeilingWriters:    []int{1, 2, 3},
 		CeilingSampleRows: 100_000,
 		FreshnessSeconds:  20,
+		Rounds:            3,
 		MiningEvents:      10_000_000,
 		MiningUsers:       1_000_000,
 		MiningItems:       50_000,
@@ -128,6 +133,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FreshnessSeconds <= 0 {
 		c.FreshnessSeconds = d.FreshnessSeconds
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = d.Rounds
 	}
 	if c.Seed == 0 {
 		c.Seed = d.Seed
@@ -202,10 +210,15 @@ type Result struct {
 	FreshnessMaxMs      float64 `json:"freshness_max_ms,omitempty"`
 	FreshnessP99SendMs  float64 `json:"freshness_p99_from_send_ms,omitempty"`
 
-	CPU        map[string]CPUUse  `json:"cpu,omitempty"`
-	CPUProbeMs map[string]float64 `json:"cpu_probe_ms,omitempty"`
-	Cores      int                `json:"cores"`
-	LoadAvg    string             `json:"loadavg_at_start"`
+	// Rounds holds each round's figures; the ones above are their medians
+	// (ratios: the median of the rounds' ratios), CPU is the median
+	// round's.
+	Rounds      []Round            `json:"rounds,omitempty"`
+	MedianRound int                `json:"median_round,omitempty"`
+	CPU         map[string]CPUUse  `json:"cpu,omitempty"`
+	CPUProbeMs  map[string]float64 `json:"cpu_probe_ms,omitempty"`
+	Cores       int                `json:"cores"`
+	LoadAvg     string             `json:"loadavg_at_start"`
 	MiningResult
 	TargetsMet map[string]bool `json:"targets_met"`
 	Seconds    float64         `json:"bench_s"`
@@ -232,6 +245,8 @@ type runner struct {
 	worker   *workerProc
 	// ceilingSum is the checksum of the ceiling table's rows.
 	ceilingSum tableSum
+	// e2ePipeline is the pipeline of the latest (b) round, which (d) uses.
+	e2ePipeline string
 }
 
 func (r *runner) say(format string, args ...any) {
@@ -259,19 +274,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err := r.setupStack(ctx); err != nil {
 		return r.res, err
 	}
-	if err := r.eventsAndCeiling(ctx); err != nil {
+	if err := r.rounds(ctx); err != nil {
 		return r.res, err
 	}
 	runtime.GC() // the ceiling's rows
-	if !cfg.SkipBare {
-		if err := r.bare(ctx); err != nil {
-			return r.res, fmt.Errorf("bare loop: %w", err)
-		}
-	}
 	if !cfg.SkipE2E {
-		if err := r.e2e(ctx); err != nil {
-			return r.res, fmt.Errorf("end to end: %w", err)
-		}
 		if !cfg.SkipScale {
 			if err := r.scaleOut(ctx); err != nil {
 				return r.res, fmt.Errorf("scale-out: %w", err)
@@ -295,22 +302,6 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	r.finish()
 	return r.res, nil
-}
-
-// eventsAndCeiling generates and pre-produces the events, and measures the
-// ceiling (a) on the same rows.
-func (r *runner) eventsAndCeiling(ctx context.Context) error {
-	rows, err := r.prepareEvents(ctx)
-	if err != nil {
-		return err
-	}
-	if r.cfg.SkipCeiling {
-		return nil
-	}
-	if err := r.ceiling(ctx, rows); err != nil {
-		return fmt.Errorf("ceiling: %w", err)
-	}
-	return nil
 }
 
 func (r *runner) cleanup() {
@@ -570,25 +561,22 @@ func (r *runner) pids() map[string]int {
 	return m
 }
 
-func (r *runner) ceiling(ctx context.Context, rows []row) error {
-	db, err := store.Open(ctx, r.dsn(r.dbName))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	db.SetMaxIdleConns(32)
+// ceiling (a), first round: the sweep on a sample, then the best point of
+// each method on all rows; the faster is the round's ceiling and the point
+// the later rounds run. The table stays for them.
+func (r *runner) ceiling(ctx context.Context, db *sqlx.DB, rows []row, rd *Round) (ceilingRun, error) {
 	if _, err := db.ExecContext(ctx, "CREATE TABLE "+ceilingTable+" LIKE events"); err != nil {
-		return fmt.Errorf("creating %s: %w", ceilingTable, err)
+		return ceilingRun{}, fmt.Errorf("creating %s: %w", ceilingTable, err)
 	}
 	var create struct {
 		Table string `db:"Table"`
 		SQL   string `db:"Create Table"`
 	}
 	if err := db.GetContext(ctx, &create, "SHOW CREATE TABLE "+ceilingTable); err != nil {
-		return err
+		return ceilingRun{}, err
 	}
 	if !strings.Contains(create.SQL, "PARTITION BY RANGE") || !strings.Contains(create.SQL, "ix_events_user") {
-		return fmt.Errorf("%s did not copy the partitioning and indexes of events:\n%s", ceilingTable, create.SQL)
+		return ceilingRun{}, fmt.Errorf("%s did not copy the partitioning and indexes of events:\n%s", ceilingTable, create.SQL)
 	}
 	sample := rows[:min(len(rows), r.cfg.CeilingSampleRows)]
 	r.say("(a) ceiling: %s = CREATE TABLE ... LIKE events (same columns, indexes and daily partitions); sweep on the first %d rows, "+
@@ -609,7 +597,7 @@ func (r *runner) ceiling(ctx context.Context, rows []row) error {
 						loadDataOK = false
 						continue
 					}
-					return err
+					return ceilingRun{}, err
 				}
 				r.say("    %-9s batch %5d writers %d: %8.0f rows/s (%d rows in %.2f s)", method, b, w, run.RowsPerSec, run.Rows, run.Seconds)
 				r.res.CeilingSweep = append(r.res.CeilingSweep, run)
@@ -617,12 +605,12 @@ func (r *runner) ceiling(ctx context.Context, rows []row) error {
 				switch {
 				case method == methodInsert && insertSum.Rows == 0:
 					if insertSum, err = checksum(ctx, db, ceilingTable, true); err != nil {
-						return err
+						return ceilingRun{}, err
 					}
 				case method == methodLoadData && loadDataOK:
 					sum, err := checksum(ctx, db, ceilingTable, true)
 					if err != nil {
-						return err
+						return ceilingRun{}, err
 					}
 					if sum != insertSum {
 						r.say("    LOAD DATA stored different rows than INSERT (%+v vs %+v): left out", sum, insertSum)
@@ -648,11 +636,11 @@ func (r *runner) ceiling(ctx context.Context, rows []row) error {
 			continue
 		}
 		r.settle(ctx, db)
-		r.probe("ceiling_" + method)
+		r.probe("ceiling_"+method, rd)
 		meter := newCPUMeter(r.pids())
 		run, err := runCeiling(ctx, db, rows, b.Method, b.Batch, b.Writers)
 		if err != nil {
-			return err
+			return ceilingRun{}, err
 		}
 		cpu := meter.stop()
 		r.res.CeilingFull = append(r.res.CeilingFull, run)
@@ -660,37 +648,41 @@ func (r *runner) ceiling(ctx context.Context, rows []row) error {
 			run.Method, run.Batch, run.Writers, run.Rows, run.RowsPerSec, run.Seconds, cpu)
 		if run.RowsPerSec > final.RowsPerSec {
 			final = run
-			r.res.CPU["ceiling"] = cpu
+			rd.CPU["ceiling"] = cpu
 		}
 	}
 	sum, err := checksum(ctx, db, ceilingTable, true)
 	if err != nil {
-		return err
+		return ceilingRun{}, err
 	}
 	r.ceilingSum = sum
-	r.res.CeilingRowsPerSec = final.RowsPerSec
+	rd.CeilingRowsPerSec = final.RowsPerSec
 	r.res.CeilingMethod, r.res.CeilingBatch, r.res.CeilingWriters = final.Method, final.Batch, final.Writers
 	r.say("(a) CEILING %.0f rows/s: %s, batch %d, %d writers, %d rows in %.2f s (the faster of the best INSERT and LOAD DATA points, each run on all rows)",
 		final.RowsPerSec, final.Method, final.Batch, final.Writers, final.Rows, final.Seconds)
-	if _, err := db.ExecContext(ctx, "DROP TABLE "+ceilingTable); err != nil {
-		return err
-	}
-	r.settle(ctx, db)
-	return nil
+	return final, nil
 }
 
 // settle lets InnoDB catch up with the previous phase before a timed one:
 // on the private server it flushes every dirty page (innodb_max_dirty_pages_pct
-// set to 0 for the wait, then restored), so that no phase pays for an
+// set to 0 and the I/O capacity raised for the wait, then restored), so that no phase pays for an
 // earlier phase's writes through checkpoint flushing; on any server it waits
 // for purge to empty the history list. At most 90 s.
 func (r *runner) settle(ctx context.Context, db *sqlx.DB) {
 	t0 := time.Now()
 	if r.mysqld != nil {
-		var pct string
-		if err := db.GetContext(ctx, &pct, "SELECT @@GLOBAL.innodb_max_dirty_pages_pct"); err == nil {
-			if _, err := db.ExecContext(ctx, "SET GLOBAL innodb_max_dirty_pages_pct = 0"); err == nil {
-				defer func() { _, _ = db.ExecContext(context.Background(), "SET GLOBAL innodb_max_dirty_pages_pct = "+pct) }()
+		// Flush as fast as the disk goes for the wait (the default
+		// innodb_io_capacity of 200 pages/s made this take over a minute),
+		// then put the phase-time settings back.
+		for _, v := range []struct{ name, wait string }{
+			{"innodb_io_capacity_max", "40000"}, {"innodb_io_capacity", "20000"}, {"innodb_max_dirty_pages_pct", "0"},
+		} {
+			var was string
+			if err := db.GetContext(ctx, &was, "SELECT @@GLOBAL."+v.name); err != nil {
+				continue
+			}
+			if _, err := db.ExecContext(ctx, "SET GLOBAL "+v.name+" = "+v.wait); err == nil {
+				defer func() { _, _ = db.ExecContext(context.Background(), "SET GLOBAL "+v.name+" = "+was) }()
 			}
 		}
 	}
@@ -794,22 +786,28 @@ func (r *runner) consumeInput(pipeline string) activities.ConsumeInput {
 	return in
 }
 
-func (r *runner) bare(ctx context.Context) error {
+// bare (c): ConsumeLoop in this process into the bare database, emptied
+// first, as pipeline bare-<round> (a new consumer group each round).
+func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	db, err := r.openPipelineDB(ctx, r.bareName)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if err := emptyPipelineTables(ctx, db); err != nil {
+		return err
+	}
 	r.settle(ctx, db)
 	acts, err := activities.New(activities.Deps{DB: db, Kafka: kafka.Config{Brokers: r.kcfg.Brokers, ClientID: "sluice-bench-bare"}, Logger: r.cfg.Logger})
 	if err != nil {
 		return err
 	}
-	in := r.consumeInput("bare").WithDefaults()
+	in := r.consumeInput(fmt.Sprintf("bare-%d", round)).WithDefaults()
 	r.say("(c) bare loop: activities.ConsumeLoop in this process (no Temporal), pipeline %q in database %s, batch %d, writers %d, flush %d ms",
 		in.Pipeline, r.bareName, in.BatchSize, in.Writers, in.FlushMillis)
-	r.probe("bare")
-	if r.cfg.CPUProfile != "" {
+	r.probe("bare", rd)
+	profile := r.cfg.CPUProfile != "" && round == 1
+	if profile {
 		f, err := os.Create(r.cfg.CPUProfile)
 		if err != nil {
 			return err
@@ -822,7 +820,7 @@ func (r *runner) bare(ctx context.Context) error {
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if r.cfg.MemProfile != "" {
+	if r.cfg.MemProfile != "" && round == 1 {
 		go func() {
 			select {
 			case <-lctx.Done():
@@ -856,7 +854,7 @@ func (r *runner) bare(ctx context.Context) error {
 		return err
 	}
 	cpu := meter.stop()
-	if r.cfg.CPUProfile != "" {
+	if profile {
 		pprof.StopCPUProfile()
 		r.say("    CPU profile of this process during (c) written to %s", r.cfg.CPUProfile)
 	}
@@ -866,16 +864,16 @@ func (r *runner) bare(ctx context.Context) error {
 	case <-time.After(15 * time.Second):
 		r.say("    (ConsumeLoop did not return within 15 s of cancellation)")
 	}
-	r.res.CPU["bare"] = cpu
+	rd.CPU["bare"] = cpu
 	secs := p.last.Sub(t0).Seconds()
-	r.res.BareSeconds, r.res.BareFirstCommitSecs = secs, p.first.Sub(t0).Seconds()
-	r.res.BareEventsPerSec = float64(r.cfg.Events) / secs
-	r.res.BareSteadyEventsPerS = steadyRate(p)
+	rd.BareSeconds, rd.BareFirstCommitSecs = secs, p.first.Sub(t0).Seconds()
+	rd.BareEventsPerSec = float64(r.cfg.Events) / secs
+	rd.BareSteadyEventsPerS = steadyRate(p)
 	if err := r.verify(ctx, db, "bare"); err != nil {
 		return err
 	}
-	r.say("(c) BARE %.0f events/s: %d events from ConsumeLoop's start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s). %s",
-		r.res.BareEventsPerSec, r.cfg.Events, secs, r.res.BareFirstCommitSecs, cpu)
+	r.say("(c) BARE %.0f events/s (round %d): %d events from ConsumeLoop's start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s). %s",
+		rd.BareEventsPerSec, round, r.cfg.Events, secs, rd.BareFirstCommitSecs, cpu)
 	return nil
 }
 
@@ -911,37 +909,47 @@ func (r *runner) verify(ctx context.Context, db *sqlx.DB, phase string) error {
 	return nil
 }
 
-func (r *runner) e2e(ctx context.Context) error {
+// e2e (b): a StreamIngestWorkflow for pipeline e2e-<round> run by one
+// `sluice-worker worker` process (started in round 1, reused after) into the
+// e2e database, whose pipeline tables are emptied first.
+func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	db, err := store.Open(ctx, r.dsn(r.dbName))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if err := emptyPipelineTables(ctx, db); err != nil {
+		return err
+	}
 	r.settle(ctx, db)
 	tq := workflows.DefaultTaskQueue
-	args := []string{"worker", "--temporal-address", r.stack.TemporalAddress, "--task-queue", tq,
-		"--mysql-dsn", r.dsn(r.dbName), "--kafka-brokers", strings.Join(r.stack.Brokers, ","), "--identity", "sluice-bench-worker"}
-	w, err := startWorker(r.cfg.WorkerBinary, args, filepath.Join(r.dir, "worker.log"))
-	if err != nil {
-		return err
+	if r.worker == nil {
+		args := []string{"worker", "--temporal-address", r.stack.TemporalAddress, "--task-queue", tq,
+			"--mysql-dsn", r.dsn(r.dbName), "--kafka-brokers", strings.Join(r.stack.Brokers, ","), "--identity", "sluice-bench-worker"}
+		w, err := startWorker(r.cfg.WorkerBinary, args, filepath.Join(r.dir, "worker.log"))
+		if err != nil {
+			return err
+		}
+		r.worker = w
+		if err := r.waitPollers(ctx, r.worker, tq); err != nil {
+			return err
+		}
 	}
-	r.worker = w
-	if err := r.waitPollers(ctx, r.worker, tq); err != nil {
-		return err
-	}
+	w := r.worker
 	_, hwm := memMB(w.pid())
-	r.say("(b) end to end: `%s worker` (pid %d, %.0f MB RSS idle) polling task queue %s; StreamIngestWorkflow over topic %s into database %s",
-		filepath.Base(r.cfg.WorkerBinary), w.pid(), hwm, tq, r.topic, r.dbName)
+	pipeline := fmt.Sprintf("e2e-%d", round)
+	r.say("(b) end to end, round %d: `%s worker` (pid %d, %.0f MB RSS peak so far) polling task queue %s; StreamIngestWorkflow %s over topic %s into database %s",
+		round, filepath.Base(r.cfg.WorkerBinary), w.pid(), hwm, tq, devstack.StreamWorkflowID(pipeline), r.topic, r.dbName)
 	sctx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
 	go w.sampleEvery(sctx, 100*time.Millisecond)
 
-	in := workflows.StreamIngestInput{ConsumeInput: r.consumeInput("default")}
-	r.probe("e2e")
+	in := workflows.StreamIngestInput{ConsumeInput: r.consumeInput(pipeline)}
+	r.probe("e2e", rd)
 	meter := newCPUMeter(r.pids())
 	t0 := time.Now()
 	if _, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: devstack.StreamWorkflowID("default"), TaskQueue: tq,
+		ID: devstack.StreamWorkflowID(pipeline), TaskQueue: tq,
 	}, workflows.StreamIngestName, in); err != nil {
 		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
 	}
@@ -951,22 +959,23 @@ func (r *runner) e2e(ctx context.Context) error {
 		}
 		return nil
 	}
-	p, err := r.caughtUp(ctx, db, "default", r.end, r.catchUpTimeout(), check)
+	p, err := r.caughtUp(ctx, db, pipeline, r.end, r.catchUpTimeout(), check)
 	if err != nil {
 		return fmt.Errorf("%w\nworker log:\n%s", err, w.tail(30))
 	}
 	cpu := meter.stop()
-	r.res.CPU["e2e"] = cpu
+	rd.CPU["e2e"] = cpu
 	secs := p.last.Sub(t0).Seconds()
-	r.res.E2ESeconds, r.res.E2EFirstCommitSeconds = secs, p.first.Sub(t0).Seconds()
-	r.res.E2EEventsPerSec = float64(r.cfg.Events) / secs
-	r.res.E2ESteadyEventsPerSec = steadyRate(p)
+	rd.E2ESeconds, rd.E2EFirstCommitSeconds = secs, p.first.Sub(t0).Seconds()
+	rd.E2EEventsPerSec = float64(r.cfg.Events) / secs
+	rd.E2ESteadyEventsPerSec = steadyRate(p)
 	if err := r.verify(ctx, db, "end to end"); err != nil {
 		return err
 	}
 	w.sample()
-	r.say("(b) E2E %.0f events/s: %d events from the workflow start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s); worker peak RSS so far %.0f MB. %s",
-		r.res.E2EEventsPerSec, r.cfg.Events, secs, r.res.E2EFirstCommitSeconds, w.peak(), cpu)
+	r.e2ePipeline = pipeline
+	r.say("(b) E2E %.0f events/s (round %d): %d events from the workflow start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s); worker peak RSS so far %.0f MB. %s",
+		rd.E2EEventsPerSec, round, r.cfg.Events, secs, rd.E2EFirstCommitSeconds, w.peak(), cpu)
 	return nil
 }
 
@@ -1096,7 +1105,7 @@ func (r *runner) freshness(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.caughtUp(ctx, db, "default", end, r.catchUpTimeout(), nil); err != nil {
+	if _, err := r.caughtUp(ctx, db, r.e2ePipeline, end, r.catchUpTimeout(), nil); err != nil {
 		return err
 	}
 	cpu := meter.stop()
@@ -1123,13 +1132,13 @@ func (r *runner) freshness(ctx context.Context) error {
 	return nil
 }
 
-// probe runs cpuProbe before a timed phase and records it.
-func (r *runner) probe(phase string) {
+// probe runs cpuProbe before a timed phase and records it in the round.
+func (r *runner) probe(phase string, rd *Round) {
 	p := cpuProbe()
-	if r.res.CPUProbeMs == nil {
-		r.res.CPUProbeMs = map[string]float64{}
+	if rd.CPUProbeMs == nil {
+		rd.CPUProbeMs = map[string]float64{}
 	}
-	r.res.CPUProbeMs[phase] = p
+	rd.CPUProbeMs[phase] = p
 	r.say("    cpu probe before %s: %.1f ms (a fixed single-threaded workload; higher means a slower machine right now)", phase, p)
 }
 
@@ -1137,12 +1146,6 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (r *runner) finish() {
 	res := &r.res
-	if res.CeilingRowsPerSec > 0 && res.E2EEventsPerSec > 0 {
-		res.RatioE2ECeiling = res.E2EEventsPerSec / res.CeilingRowsPerSec
-	}
-	if res.BareEventsPerSec > 0 && res.E2EEventsPerSec > 0 {
-		res.RatioE2EBare = res.E2EEventsPerSec / res.BareEventsPerSec
-	}
 	res.TargetsMet = map[string]bool{}
 	if res.RatioE2ECeiling > 0 {
 		res.TargetsMet["ratio_e2e_ceiling>=0.8"] = res.RatioE2ECeiling >= 0.8
@@ -1184,6 +1187,13 @@ func (r *runner) finish() {
 		res.Events, res.Cores, res.MySQLSettings["version"], map[bool]string{true: "private instance", false: "existing server"}[res.MySQLPrivate],
 		mibStr(res.MySQLSettings["innodb_buffer_pool_size"]), res.MySQLSettings["innodb_flush_log_at_trx_commit"], res.MySQLSettings["log_bin"],
 		mibStr(res.MySQLSettings["innodb_log_file_size"]))
+	if n := len(res.Rounds); n > 1 {
+		fmt.Fprintf(r.out, "  medians of %d rounds, each (a) at its best point, (c) and (b) back to back on the same rows; CPU per event from round %d:\n", n, res.MedianRound)
+		for _, rd := range res.Rounds {
+			fmt.Fprintf(r.out, "      round %d: ceiling %7.0f rows/s, bare %7.0f events/s, e2e %7.0f events/s; e2e/ceiling %.2f, e2e/bare %.2f\n",
+				rd.Round, rd.CeilingRowsPerSec, rd.BareEventsPerSec, rd.E2EEventsPerSec, rd.RatioE2ECeiling, rd.RatioE2EBare)
+		}
+	}
 	if res.CeilingRowsPerSec > 0 {
 		fmt.Fprintf(r.out, "  (a) ceiling           %9.0f rows/s    %s, batch %d, %d writers, into a copy of events\n", res.CeilingRowsPerSec, res.CeilingMethod, res.CeilingBatch, res.CeilingWriters)
 	}
