@@ -437,7 +437,13 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		until = c.in.UntilOffsets[claim.Partition()]
 	}
 	marked := false
-	for {
+	// The clock for the decoder's "not too far in the future" check (24 h
+	// of slack) is read once per 256 messages.
+	var now time.Time
+	for n := 0; ; n++ {
+		if n%256 == 0 {
+			now = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -461,7 +467,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			}
 			d := decoded{part: msg.Partition, offset: msg.Offset}
 			var err error
-			if d.event, err = schemas.DecodeEvent(msg.Value, time.Now()); err != nil {
+			// sarama gives each fetch fresh buffers and never writes them
+			// again: the event may share the record's bytes.
+			if d.event, err = schemas.DecodeEventShared(msg.Value, now); err != nil {
 				d.bad = &badMessage{err: err, raw: msg.Value}
 			}
 			if len(msg.Headers) > 0 {

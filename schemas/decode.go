@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxAttrsDepth bounds the nesting inside attrs (MySQL JSON allows 100).
@@ -22,7 +23,19 @@ const maxAttrsDepth = 64
 // escapes (<, >, &, U+2028, U+2029), so marshalling the event reproduces it
 // byte for byte.
 func DecodeEvent(data []byte, now time.Time) (Event, error) {
-	var d decoder
+	return decodeEvent(data, now, false)
+}
+
+// DecodeEventShared is DecodeEvent without copying: the event's strings
+// and Attrs share data's memory, so data must never change afterwards (a
+// Kafka client's freshly allocated record value, not a reused buffer).
+// It saves two allocations per event on the consumer's hot path.
+func DecodeEventShared(data []byte, now time.Time) (Event, error) {
+	return decodeEvent(data, now, true)
+}
+
+func decodeEvent(data []byte, now time.Time, shared bool) (Event, error) {
+	d := decoder{shared: shared}
 	e, err := d.decode(data)
 	if err != nil {
 		return Event{}, err
@@ -44,6 +57,7 @@ type decoder struct {
 	seen    [numFields]bool
 	broken  [numFields]string // per-field rule broken during decoding
 	unknown *ValidationError  // first unknown or repeated field
+	shared  bool              // str and Attrs alias data instead of copying it
 }
 
 func bodyError(rule string) *ValidationError {
@@ -62,7 +76,11 @@ func (d *decoder) decode(data []byte) (Event, error) {
 	if data[d.pos] != '{' {
 		return e, bodyError(ruleObject)
 	}
-	d.str = string(data)
+	if d.shared {
+		d.str = unsafe.String(unsafe.SliceData(data), len(data))
+	} else {
+		d.str = string(data)
+	}
 	d.pos++
 	d.skipSpace()
 	if d.peek() == '}' {
@@ -228,15 +246,16 @@ func (d *decoder) attrs(e *Event) error {
 		return err
 	}
 	raw := d.data[start:d.pos]
-	attrs, rule := canonicalAttrs(raw, d.spaces == spaces)
+	attrs, rule := canonicalAttrs(raw, d.spaces == spaces, d.shared)
 	e.Attrs = attrs
 	d.broken[fieldAttrs] = rule
 	return nil
 }
 
 // canonicalAttrs returns a copy of the syntactically valid object raw in
-// compact form with json.Marshal's escaping, or the rule raw breaks.
-func canonicalAttrs(raw []byte, compact bool) (json.RawMessage, string) {
+// compact form with json.Marshal's escaping (raw itself when shared and it
+// already is), or the rule raw breaks.
+func canonicalAttrs(raw []byte, compact, shared bool) (json.RawMessage, string) {
 	ascii, escape := true, false
 	for i, c := range raw {
 		switch {
@@ -255,6 +274,9 @@ func canonicalAttrs(raw []byte, compact bool) (json.RawMessage, string) {
 	if compact && !escape {
 		if len(raw) > MaxAttrsBytes {
 			return nil, ruleAttrsBytes // spare copying what will be rejected
+		}
+		if shared {
+			return raw[:len(raw):len(raw)], ""
 		}
 		return bytes.Clone(raw), ""
 	}

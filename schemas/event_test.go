@@ -419,6 +419,10 @@ func FuzzDecodeEvent(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := DecodeEvent(data, testNow)
+		es, errS := DecodeEventShared(bytes.Clone(data), testNow)
+		if (err == nil) != (errS == nil) || (err != nil && err.Error() != errS.Error()) || !eventsEqual(e, es) || !bytes.Equal(e.Attrs, es.Attrs) {
+			t.Fatalf("DecodeEventShared(%q) = %+v, %v; DecodeEvent = %+v, %v", data, es, errS, e, err)
+		}
 		if err != nil {
 			var verr *ValidationError
 			if !errors.As(err, &verr) {
@@ -478,6 +482,17 @@ func BenchmarkDecodeEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := DecodeEvent(body, testNow); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeEventShared(b *testing.B) {
+	body := []byte(eventJSON())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeEventShared(body, testNow); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,7 +4,8 @@
 package aggregate
 
 import (
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluicedata/sluice/schemas"
@@ -26,20 +27,24 @@ func KeyOf(e *schemas.Event) MinuteKey {
 }
 
 // Less orders keys by (minute, type, item, channel, city).
-func (k MinuteKey) Less(o MinuteKey) bool {
-	if !k.Minute.Equal(o.Minute) {
-		return k.Minute.Before(o.Minute)
+func (k MinuteKey) Less(o MinuteKey) bool { return k.Compare(o) < 0 }
+
+// Compare orders keys by (minute, type, item, channel, city), like
+// cmp.Compare.
+func (k MinuteKey) Compare(o MinuteKey) int {
+	if c := k.Minute.Compare(o.Minute); c != 0 {
+		return c
 	}
-	if k.Type != o.Type {
-		return k.Type < o.Type
+	if c := strings.Compare(k.Type, o.Type); c != 0 {
+		return c
 	}
-	if k.ItemID != o.ItemID {
-		return k.ItemID < o.ItemID
+	if c := strings.Compare(k.ItemID, o.ItemID); c != 0 {
+		return c
 	}
-	if k.Channel != o.Channel {
-		return k.Channel < o.Channel
+	if c := strings.Compare(k.Channel, o.Channel); c != 0 {
+		return c
 	}
-	return k.City < o.City
+	return strings.Compare(k.City, o.City)
 }
 
 // Counts is a set of minute buckets and their counts.
@@ -51,11 +56,14 @@ type Counts map[MinuteKey]int64
 func (c Counts) Add(e *schemas.Event) { c[KeyOf(e)]++ }
 
 // Keys returns the buckets in Less order.
-func (c Counts) Keys() []MinuteKey {
-	out := make([]MinuteKey, 0, len(c))
+func (c Counts) Keys() []MinuteKey { return c.AppendKeys(nil) }
+
+// AppendKeys appends the buckets to dst in Less order.
+func (c Counts) AppendKeys(dst []MinuteKey) []MinuteKey {
+	start := len(dst)
 	for k := range c {
-		out = append(out, k)
+		dst = append(dst, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
-	return out
+	slices.SortFunc(dst[start:], MinuteKey.Compare)
+	return dst
 }

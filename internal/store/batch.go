@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -203,8 +204,10 @@ func (w *Writer) writeOnce(ctx context.Context, b *Batch, mode int) (res Result,
 	}
 
 	// 2. Raw events, deduplicated inside the batch first (first one wins).
-	rows := make([]*EventRow, 0, len(b.Events))
-	seen := make(map[rowKey]struct{}, len(b.Events))
+	sc := getScratch()
+	defer putScratch(sc)
+	rows := sc.rows[:0]
+	seen := sc.seen
 	for i := range b.Events {
 		r := &b.Events[i]
 		k := keyOf(&r.Event)
@@ -215,13 +218,15 @@ func (w *Writer) writeOnce(ctx context.Context, b *Batch, mode int) (res Result,
 		seen[k] = struct{}{}
 		rows = append(rows, r)
 	}
+	sc.rows = rows
 	ingestID := newIngestID()
 	dead := append([]DeadLetter(nil), b.Dead...)
 	var fresh []*EventRow
 	if mode == modeRowByRow {
 		fresh, dead, err = w.insertRowByRow(ctx, tx, rows, ingestID, now, dead)
 	} else {
-		fresh, err = w.insertEvents(ctx, tx, rows, ingestID, now, mode == modeLoad)
+		fresh, err = w.insertEvents(ctx, tx, rows, ingestID, now, mode == modeLoad, sc.fresh[:0])
+		sc.fresh = fresh
 	}
 	if err != nil {
 		return res, err
@@ -239,7 +244,7 @@ func (w *Writer) writeOnce(ctx context.Context, b *Batch, mode int) (res Result,
 	// 4. Live aggregates from the new events only (a redelivered event_id
 	// counts once), last: their rows' locks are held only until the commit
 	// right after, and updated_at is within milliseconds of it.
-	n, err := upsertCounts(ctx, tx, fresh, w.now())
+	n, err := upsertCounts(ctx, tx, fresh, w.now(), sc)
 	if err != nil {
 		return res, err
 	}
@@ -348,7 +353,7 @@ func rowSize(r *EventRow) int {
 // were new. With ON DUPLICATE KEY UPDATE a no-op update reports 0 affected
 // rows, so affected == len(chunk) means every row was new; otherwise the rows
 // carrying this batch's ingest_id are the new ones.
-func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow, ingestID int64, now time.Time, load bool) ([]*EventRow, error) {
+func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow, ingestID int64, now time.Time, load bool, fresh []*EventRow) ([]*EventRow, error) {
 	maxBytes, maxRows, maxLoad := w.MaxStmtBytes, w.MaxStmtRows, w.MaxLoadRows
 	if maxBytes <= 0 {
 		maxBytes = 4 << 20
@@ -359,7 +364,6 @@ func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow
 	if maxLoad <= 0 {
 		maxLoad = 50000
 	}
-	fresh := make([]*EventRow, 0, len(rows))
 	// The statement is rendered here, values escaped in Go, rather than
 	// interpolated by the driver: boxing 13 values per row into []any was a
 	// tenth of the worker's CPU and much of its garbage (pprof).
@@ -379,7 +383,7 @@ func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow
 		if load {
 			end := min(len(rows), start+maxLoad)
 			chunk = rows[start:end]
-			buf := (*pooled)[:0]
+			buf := slices.Grow((*pooled)[:0], 256*len(chunk)) // ~200 bytes a row
 			for _, r := range chunk {
 				buf = appendEventTSV(buf, r, ingestLit, nowLit)
 			}
@@ -653,16 +657,17 @@ func (w *Writer) insertRowByRow(ctx context.Context, tx *sqlx.Tx, rows []*EventR
 	return fresh, dead, nil
 }
 
-func upsertCounts(ctx context.Context, tx *sqlx.Tx, fresh []*EventRow, now time.Time) (int, error) {
+func upsertCounts(ctx context.Context, tx *sqlx.Tx, fresh []*EventRow, now time.Time, sc *scratch) (int, error) {
 	if len(fresh) == 0 {
 		return 0, nil
 	}
-	counts := make(aggregate.Counts, len(fresh))
+	counts := sc.counts
 	for _, r := range fresh {
 		counts.Add(&r.Event)
 	}
 	// A fixed order keeps concurrent writers from deadlocking on each other.
-	keys := counts.Keys()
+	keys := counts.AppendKeys(sc.keys[:0])
+	sc.keys = keys
 	nowLit := appendQuotedTime(nil, now, true)
 	const chunk = 2000
 	for start := 0; start < len(keys); start += chunk {
@@ -696,6 +701,31 @@ func upsertCounts(ctx context.Context, tx *sqlx.Tx, fresh []*EventRow, now time.
 		}
 	}
 	return len(keys), nil
+}
+
+// scratch is what writing a batch needs besides its statements, reused
+// across batches (a 20000-event batch made a few MB of maps and slices).
+type scratch struct {
+	seen   map[rowKey]struct{}
+	rows   []*EventRow
+	fresh  []*EventRow
+	counts aggregate.Counts
+	keys   []aggregate.MinuteKey
+}
+
+var scratches = sync.Pool{New: func() any {
+	return &scratch{seen: map[rowKey]struct{}{}, counts: aggregate.Counts{}}
+}}
+
+func getScratch() *scratch { return scratches.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	clear(sc.seen)
+	clear(sc.counts)
+	clear(sc.rows[:cap(sc.rows)])
+	clear(sc.fresh[:cap(sc.fresh)])
+	clear(sc.keys[:cap(sc.keys)])
+	scratches.Put(sc)
 }
 
 // MaxReasonLen bounds dead_letters.reason.

@@ -121,11 +121,13 @@ WHERE pipeline = ? AND topic = ? AND dl_date BETWEEN ? AND ? AND replayed_at IS 
 		rows = append(rows, &EventRow{Event: ev, Partition: l.Partition, Offset: l.Offset})
 	}
 	ingestID := newIngestID()
-	fresh, err := w.insertEvents(ctx, tx, rows, ingestID, now, false)
+	sc := getScratch()
+	defer putScratch(sc)
+	fresh, err := w.insertEvents(ctx, tx, rows, ingestID, now, false, nil)
 	if err != nil {
 		return res, cursor, false, err
 	}
-	if _, err := upsertCounts(ctx, tx, fresh, now); err != nil {
+	if _, err := upsertCounts(ctx, tx, fresh, now, sc); err != nil {
 		return res, cursor, false, err
 	}
 	isFresh := map[[2]int64]bool{}
