@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -383,12 +382,11 @@ func (w *Writer) insertEvents(ctx context.Context, tx *sqlx.Tx, rows []*EventRow
 		if load {
 			end := min(len(rows), start+maxLoad)
 			chunk = rows[start:end]
-			buf := slices.Grow((*pooled)[:0], 256*len(chunk)) // ~200 bytes a row
-			for _, r := range chunk {
-				buf = appendEventTSV(buf, r, ingestLit, nowLit)
-			}
-			*pooled = buf
-			n, dups, err = loadEvents(ctx, tx, buf, len(chunk))
+			// Rows are rendered as the driver sends them, 64 KiB at a time,
+			// not into one buffer of the whole batch.
+			src := &tsvRows{rows: chunk, buf: (*pooled)[:0], ingestID: ingestLit, now: nowLit}
+			n, dups, err = loadEvents(ctx, tx, src, len(chunk))
+			*pooled = src.buf
 			start = end
 		} else {
 			buf := append((*pooled)[:0], insertEventsHead...)
@@ -447,8 +445,13 @@ var loadSeq atomic.Int64
 // whose key exists is skipped with a 1062 warning. LOCAL turns data errors
 // into warnings: callers that care read @@warning_count on the same db.
 func LoadTSV(ctx context.Context, db sqlx.ExecerContext, table, columns string, ignore bool, data []byte) (sql.Result, error) {
+	return LoadTSVFrom(ctx, db, table, columns, ignore, bytes.NewReader(data))
+}
+
+// LoadTSVFrom is LoadTSV reading the rows from r as the driver sends them.
+func LoadTSVFrom(ctx context.Context, db sqlx.ExecerContext, table, columns string, ignore bool, r io.Reader) (sql.Result, error) {
 	name := "sluice-tsv-" + strconv.FormatInt(loadSeq.Add(1), 10)
-	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
+	mysql.RegisterReaderHandler(name, func() io.Reader { return r })
 	defer mysql.DeregisterReaderHandler(name)
 	mode := ""
 	if ignore {
@@ -463,8 +466,8 @@ func LoadTSV(ctx context.Context, db sqlx.ExecerContext, table, columns string, 
 // Rows whose key exists are skipped (IGNORE), each with a 1062 warning; any
 // other warning, or more warnings than the session keeps
 // (max_error_count), makes the result unsure.
-func loadEvents(ctx context.Context, tx *sqlx.Tx, data []byte, rows int) (int64, []string, error) {
-	res, err := LoadTSV(ctx, tx, "events", EventColumns, true, data)
+func loadEvents(ctx context.Context, tx *sqlx.Tx, data io.Reader, rows int) (int64, []string, error) {
+	res, err := LoadTSVFrom(ctx, tx, "events", EventColumns, true, data)
 	if err != nil {
 		switch mysqlErrNumber(err) {
 		case 1148, 3948, 1235: // not allowed / local infile disabled / not supported
@@ -554,6 +557,31 @@ func withoutDuplicates(chunk []*EventRow, warnings []string, inserted int) ([]*E
 		return nil, false
 	}
 	return out, true
+}
+
+// tsvRows is an io.Reader of rows rendered by appendEventTSV.
+type tsvRows struct {
+	rows          []*EventRow
+	next          int
+	buf           []byte
+	off           int
+	ingestID, now []byte
+}
+
+func (t *tsvRows) Read(p []byte) (int, error) {
+	if t.off == len(t.buf) {
+		if t.next == len(t.rows) {
+			return 0, io.EOF
+		}
+		t.buf, t.off = t.buf[:0], 0
+		for t.next < len(t.rows) && len(t.buf) < 64<<10 {
+			t.buf = appendEventTSV(t.buf, t.rows[t.next], t.ingestID, t.now)
+			t.next++
+		}
+	}
+	n := copy(p, t.buf[t.off:])
+	t.off += n
+	return n, nil
 }
 
 // appendEventTSV renders one row for loadEventsSQL.
