@@ -100,10 +100,10 @@ type Config struct {
 // DefaultConfig is what `sluice bench` runs with no flags.
 func DefaultConfig() Config {
 	return Config{
-		Events:            500_000,
-		CeilingBatches:    []int{1000, 2000, 5000},
+		Events:            1_000_000,
+		CeilingBatches:    []int{1000, 2000, 5000, 20000},
 		CeilingWriters:    []int{1, 2, 3},
-		CeilingSampleRows: 100_000,
+		CeilingSampleRows: 200_000,
 		FreshnessSeconds:  20,
 		Rounds:            3,
 		MiningEvents:      10_000_000,
