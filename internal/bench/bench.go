@@ -19,6 +19,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -84,6 +85,9 @@ type Config struct {
 	// MemProfile, when set, receives a heap profile of this process taken
 	// 3 s into the bare loop (c).
 	MemProfile string
+	// WorkerCPUProfile, when set, receives a CPU profile of the worker
+	// process over the first 5 s of the first end-to-end round (b).
+	WorkerCPUProfile string
 	// Consume overrides the consumer settings of (b) and (c) alike.
 	Consume activities.ConsumeInput
 
@@ -105,7 +109,7 @@ func DefaultConfig() Config {
 		CeilingWriters:    []int{1, 2, 3},
 		CeilingSampleRows: 200_000,
 		FreshnessSeconds:  20,
-		Rounds:            3,
+		Rounds:            5,
 		MiningEvents:      10_000_000,
 		MiningUsers:       1_000_000,
 		MiningItems:       50_000,
@@ -698,9 +702,9 @@ func (r *runner) settle(ctx context.Context, db *sqlx.DB) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	if d := time.Since(t0); d > time.Second {
-		r.say("    (waited %.1f s for InnoDB to settle: %d dirty pages, history list %d)", d.Seconds(), dirty, history)
-	}
+	free, data := statusInt(ctx, db, "Innodb_buffer_pool_pages_free"), statusInt(ctx, db, "Innodb_buffer_pool_pages_data")
+	r.say("    (waited %.1f s for InnoDB to settle: %d dirty pages, history list %d; buffer pool %d pages free, %d with data)",
+		time.Since(t0).Seconds(), dirty, history, free, data)
 }
 
 func statusInt(ctx context.Context, db *sqlx.DB, name string) int64 {
@@ -923,9 +927,18 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	}
 	r.settle(ctx, db)
 	tq := workflows.DefaultTaskQueue
+	var pprofAddr string
 	if r.worker == nil {
 		args := []string{"worker", "--temporal-address", r.stack.TemporalAddress, "--task-queue", tq,
 			"--mysql-dsn", r.dsn(r.dbName), "--kafka-brokers", strings.Join(r.stack.Brokers, ","), "--identity", "sluice-bench-worker"}
+		if r.cfg.WorkerCPUProfile != "" {
+			port, err := devstack.FreePort()
+			if err != nil {
+				return err
+			}
+			pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
+			args = append(args, "--pprof-addr", pprofAddr)
+		}
 		w, err := startWorker(r.cfg.WorkerBinary, args, filepath.Join(r.dir, "worker.log"))
 		if err != nil {
 			return err
@@ -953,6 +966,14 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	}, workflows.StreamIngestName, in); err != nil {
 		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
 	}
+	profiled := make(chan error, 1)
+	if pprofAddr != "" {
+		go func() {
+			profiled <- fetchProfile(ctx, "http://"+pprofAddr+"/debug/pprof/profile?seconds=5", r.cfg.WorkerCPUProfile)
+		}()
+	} else {
+		profiled <- nil
+	}
 	check := func() error {
 		if w.exited() {
 			return fmt.Errorf("the worker exited:\n%s", w.tail(30))
@@ -964,6 +985,11 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 		return fmt.Errorf("%w\nworker log:\n%s", err, w.tail(30))
 	}
 	cpu := meter.stop()
+	if err := <-profiled; err != nil {
+		r.say("    (worker CPU profile failed: %v)", err)
+	} else if pprofAddr != "" {
+		r.say("    CPU profile of the worker over the first 5 s of (b) written to %s", r.cfg.WorkerCPUProfile)
+	}
 	rd.CPU["e2e"] = cpu
 	secs := p.last.Sub(t0).Seconds()
 	rd.E2ESeconds, rd.E2EFirstCommitSeconds = secs, p.first.Sub(t0).Seconds()
@@ -1250,4 +1276,29 @@ func mibStr(s string) string {
 		return s
 	}
 	return mib(n)
+}
+
+// fetchProfile saves what url serves (a pprof endpoint) to file.
+func fetchProfile(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
