@@ -273,6 +273,13 @@ func (c *consumer) saramaConfig() (*sarama.Config, error) {
 	sc.Consumer.Group.Session.Timeout = 6 * time.Second
 	sc.Consumer.Group.Heartbeat.Interval = 2 * time.Second
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	// The broker may hold a JoinGroup until every member rejoined, for up
+	// to the rebalance timeout; if that exceeds the client's read timeout
+	// (sarama's default 60 s against our 10 s) the join times out, the
+	// next attempt is a new member the broker waits for too, and the group
+	// never forms (seen with two worker processes starting together). Our
+	// members leave a session within a second or two.
+	sc.Consumer.Group.Rebalance.Timeout = max(sc.Net.ReadTimeout-2*time.Second, time.Second)
 	sc.ChannelBufferSize = 256
 	return sc, nil
 }

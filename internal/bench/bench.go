@@ -781,7 +781,7 @@ func (r *runner) caughtUp(ctx context.Context, db *sqlx.DB, pipeline string, end
 }
 
 func (r *runner) catchUpTimeout() time.Duration {
-	return time.Minute + time.Duration(r.cfg.Events/1000)*time.Second
+	return time.Minute + time.Duration(r.cfg.Events/5000)*time.Second // the pipeline runs at 100k+ events/s
 }
 
 func (r *runner) consumeInput(pipeline string) activities.ConsumeInput {
