@@ -1230,10 +1230,10 @@ func (r *runner) finish() {
 		fmt.Fprintf(r.out, "  (c) bare loop         %9.0f events/s  ConsumeLoop start -> kafka_offsets at the end offsets, %.2f s\n", res.BareEventsPerSec, res.BareSeconds)
 	}
 	if res.RatioE2ECeiling > 0 {
-		fmt.Fprintf(r.out, "      e2e / ceiling     %9.2f           target >= 0.80: %s\n", res.RatioE2ECeiling, yes(res.RatioE2ECeiling >= 0.8))
+		fmt.Fprintf(r.out, "      e2e / ceiling     %9.3f           target >= 0.80: %s\n", res.RatioE2ECeiling, yes(res.RatioE2ECeiling >= 0.8))
 	}
 	if res.RatioE2EBare > 0 {
-		fmt.Fprintf(r.out, "      e2e / bare        %9.2f           target >= 0.95: %s\n", res.RatioE2EBare, yes(res.RatioE2EBare >= 0.95))
+		fmt.Fprintf(r.out, "      e2e / bare        %9.3f           target >= 0.95: %s\n", res.RatioE2EBare, yes(res.RatioE2EBare >= 0.95))
 	}
 	if res.FreshnessP99Ms > 0 {
 		fmt.Fprintf(r.out, "  (d) freshness p50/p99 %6.0f / %.0f ms  at %.0f events/s; target p99 <= 1000 ms: %s\n", res.FreshnessP50Ms, res.FreshnessP99Ms, res.FreshnessRate, yes(res.FreshnessP99Ms <= 1000))
