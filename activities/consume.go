@@ -271,7 +271,15 @@ func (c *consumer) saramaConfig() (*sarama.Config, error) {
 	sc.Consumer.Return.Errors = false
 	// A dead member (worker killed) holds its partitions until this expires.
 	sc.Consumer.Group.Session.Timeout = 6 * time.Second
-	sc.Consumer.Group.Heartbeat.Interval = 2 * time.Second
+	// A member learns of a rebalance (another worker joined, say) from a
+	// heartbeat's reply, so with sarama's 3 s interval the partitions meant
+	// for the new member would sit idle for up to 3 s.
+	sc.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
+	// A join or sync refused with "rebalance in progress" (two workers
+	// joining at once) is retried after this; sarama's 2 s left the whole
+	// group idle that long. 10 tries, then the session loop's own retry.
+	sc.Consumer.Group.Rebalance.Retry.Backoff = 250 * time.Millisecond
+	sc.Consumer.Group.Rebalance.Retry.Max = 10
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	// The broker may hold a JoinGroup until every member rejoined, for up
 	// to the rebalance timeout; if that exceeds the client's read timeout
@@ -426,10 +434,16 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 }
 
 func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
+	// sarama calls Cleanup after a failed Setup too (the session was
+	// revoked while Setup read the stored offsets): no lanes, no writers.
+	if h.lanes == nil {
+		return nil
+	}
 	// Queued messages that were not written are re-read from the stored
 	// offsets by the next session.
 	h.lanes.close()
 	h.wg.Wait()
+	h.lanes = nil
 	return nil
 }
 

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sluicedata/sluice/internal/kafka"
 )
@@ -20,5 +21,26 @@ func TestConsumerJoinFitsReadTimeout(t *testing.T) {
 	}
 	if err := sc.Validate(); err != nil {
 		t.Fatalf("sarama config: %v", err)
+	}
+}
+
+// TestCleanupAfterFailedSetup: sarama calls Cleanup when Setup failed (a
+// rebalance revoked the session while it read kafka_offsets), before any
+// lanes exist; that must not panic the activity, nor may a later Cleanup
+// wait on an earlier session's lanes.
+func TestCleanupAfterFailedSetup(t *testing.T) {
+	h := &handler{c: &consumer{}}
+	if err := h.Cleanup(nil); err != nil {
+		t.Fatalf("Cleanup without lanes: %v", err)
+	}
+	h.lanes = newLanes(10, time.Second, 1, map[int32]int64{0: -1})
+	if err := h.Cleanup(nil); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	if h.lanes != nil {
+		t.Fatal("Cleanup left the session's lanes on the handler")
+	}
+	if err := h.Cleanup(nil); err != nil {
+		t.Fatalf("second Cleanup: %v", err)
 	}
 }

@@ -1075,6 +1075,11 @@ func (r *runner) scaleOut(ctx context.Context) error {
 	_ = r.stack.Client.TerminateWorkflow(ctx, devstack.StreamWorkflowID("scale"), "", "bench phase done")
 	r.say("(b2) SCALE-OUT %.0f events/s with 2 worker processes and parallelism 2 (%.2fx the single worker of (b)); same machine, so MySQL's 2 cores stay the limit",
 		r.res.E2E2WorkersEventsPerSec, r.res.Scale1To2)
+	for i, w := range procs {
+		// A member that joins after the other formed the group triggers a
+		// rebalance: both sessions end and restart, which costs seconds.
+		r.say("    scale-out worker %d consumer sessions (start after the workflow start, partitions): %s", i, strings.Join(w.sessions(t0), "; "))
+	}
 	return nil
 }
 

@@ -191,7 +191,7 @@ func startWorker(bin string, args []string, logPath string) (*workerProc, error)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "SLUICE_LOG_LEVEL=warn", "OTEL_SDK_DISABLED=true")
+	cmd.Env = append(os.Environ(), "SLUICE_LOG_LEVEL=info", "OTEL_SDK_DISABLED=true", "SLUICE_KAFKA_LOG="+os.Getenv("SLUICE_KAFKA_LOG"))
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s worker: %w", bin, err)
@@ -290,4 +290,46 @@ func cpuProbe() float64 {
 		best = min(best, time.Since(t0))
 	}
 	return float64(best.Microseconds()) / 1000
+}
+
+// sessions lists the worker's consumer group sessions since t0, from its
+// log's "consumer session started" lines: when each began (seconds after
+// t0) and the partitions it owned.
+func (w *workerProc) sessions(t0 time.Time) []string {
+	b, _ := os.ReadFile(w.logPath)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `msg="consumer session started"`) {
+			continue
+		}
+		ts, parts := logField(line, "time"), logField(line, "partitions")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil || at.Before(t0) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%.1fs %s", at.Sub(t0).Seconds(), parts))
+	}
+	return out
+}
+
+// logField returns key's value in a slog text line ("" if absent).
+func logField(line, key string) string {
+	i := strings.Index(line, " "+key+"=")
+	if i < 0 {
+		if !strings.HasPrefix(line, key+"=") {
+			return ""
+		}
+		i = -1
+	}
+	v := line[i+len(key)+2:]
+	if strings.HasPrefix(v, `"`) {
+		if j := strings.Index(v[1:], `"`); j >= 0 {
+			return v[1 : j+1]
+		}
+		return v[1:]
+	}
+	if j := strings.IndexByte(v, ' '); j >= 0 {
+		return v[:j]
+	}
+	return v
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/sluicedata/sluice/internal/telemetry"
 )
 
@@ -88,6 +90,10 @@ func NewLogger(w io.Writer) *slog.Logger {
 		level = slog.LevelWarn
 	case "error":
 		level = slog.LevelError
+	}
+	if os.Getenv("SLUICE_KAFKA_LOG") != "" {
+		// sarama's own log: group joins, rebalances, broker connections.
+		sarama.Logger = log.New(w, "[sarama] ", log.LstdFlags|log.Lmicroseconds)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
