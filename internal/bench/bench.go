@@ -211,6 +211,7 @@ type Result struct {
 	FreshnessRate       float64 `json:"freshness_rate_events_per_s,omitempty"`
 	FreshnessPostedRate float64 `json:"freshness_posted_events_per_s,omitempty"`
 	FreshnessEvents     int     `json:"freshness_events,omitempty"`
+	FreshnessProbes     int     `json:"freshness_probes,omitempty"`
 	FreshnessMaxMs      float64 `json:"freshness_max_ms,omitempty"`
 	FreshnessP99SendMs  float64 `json:"freshness_p99_from_send_ms,omitempty"`
 
@@ -1124,14 +1125,18 @@ func (r *runner) freshness(ctx context.Context) error {
 	rate := math.Floor(r.res.E2EEventsPerSec / 2)
 	dur := time.Duration(r.cfg.FreshnessSeconds) * time.Second
 	url := r.stack.Collector + "/v1/events"
-	r.say("(d) freshness: POST share events with unique item_ids to %s at %.0f events/s (half of (b)) for %s, batches every 20 ms",
-		url, rate, dur)
+	r.say("(d) freshness: POST loadgen events like (b)'s to %s at %.0f events/s (half of (b)) for %s, batches every 20 ms; one in %d is a probe, a share of an item_id of its own, whose minute count's updated_at is its landing time",
+		url, rate, dur, probeEvery)
+	load, err := freshLoad(rate, dur)
+	if err != nil {
+		return err
+	}
 	sctx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
 	go r.worker.sampleEvery(sctx, 100*time.Millisecond)
 	meter := newCPUMeter(r.pids())
 	t0 := time.Now()
-	sent, acked, failed, err := postFresh(ctx, url, rate, dur)
+	sent, acked, posted, failed, err := postFresh(ctx, url, rate, load)
 	if err != nil {
 		return err
 	}
@@ -1150,19 +1155,20 @@ func (r *runner) freshness(ctx context.Context) error {
 		return err
 	}
 	r.res.FreshnessRate = rate
-	r.res.FreshnessPostedRate = float64(fr.Posted) / postDur.Seconds()
-	r.res.FreshnessEvents = fr.Posted
+	r.res.FreshnessPostedRate = float64(posted) / postDur.Seconds()
+	r.res.FreshnessEvents = posted
+	r.res.FreshnessProbes = fr.Posted
 	r.res.FreshnessP50Ms = ms(fr.P50)
 	r.res.FreshnessP99Ms = ms(fr.P99)
 	r.res.FreshnessMaxMs = ms(fr.Max)
 	r.res.FreshnessP99SendMs = ms(fr.P99FromSend)
 	if fr.Found != fr.Posted {
-		return fmt.Errorf("%d events were acknowledged but %d have a minute count", fr.Posted, fr.Found)
+		return fmt.Errorf("%d probe events were acknowledged but %d have a minute count", fr.Posted, fr.Found)
 	}
 	r.worker.sample()
 	r.say("(d) FRESHNESS p50 %.0f ms, p99 %.0f ms (max %.0f ms) from the POST's acknowledgement to updated_at of the event's item_counts_minute row "+
-		"(p50 %.0f / p99 %.0f ms from the POST's send); %d events acknowledged at %.0f events/s (%d failed), %d rows updated before the acknowledgement arrived. %s",
-		r.res.FreshnessP50Ms, r.res.FreshnessP99Ms, r.res.FreshnessMaxMs, ms(fr.P50FromSend), ms(fr.P99FromSend), fr.Posted, r.res.FreshnessPostedRate, failed, fr.Negative, cpu)
+		"(p50 %.0f / p99 %.0f ms from the POST's send), over %d probes; %d events acknowledged at %.0f events/s (%d failed), %d probe rows updated before the acknowledgement arrived. %s",
+		r.res.FreshnessP50Ms, r.res.FreshnessP99Ms, r.res.FreshnessMaxMs, ms(fr.P50FromSend), ms(fr.P99FromSend), fr.Posted, posted, r.res.FreshnessPostedRate, failed, fr.Negative, cpu)
 	r.say("    note: the writer sets updated_at in the counts upsert, its batch's last statement; the commit lands milliseconds later")
 	return nil
 }

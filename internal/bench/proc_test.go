@@ -1,9 +1,16 @@
 package bench
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -35,5 +42,55 @@ time=2026-12-01T10:00:13.250Z level=INFO msg="consumer session started" partitio
 	want := []string{"0.5s [0 1 2 3 4 5]", "3.2s [0 1 2]"}
 	if got := w.sessions(t0); !reflect.DeepEqual(got, want) {
 		t.Fatalf("sessions = %q, want %q", got, want)
+	}
+}
+
+// TestPostFreshProbes: every event of the load reaches the collector once,
+// one in probeEvery is a probe with its own item_id, and only probes get
+// send and acknowledgement times.
+func TestPostFreshProbes(t *testing.T) {
+	load, err := freshLoad(1000, 100*time.Millisecond) // 100 events
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	probes := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var evs []map[string]any
+		if err := json.NewDecoder(req.Body).Decode(&evs); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, ev := range evs {
+			seen[ev["event_id"].(string)]++
+			if strings.HasPrefix(ev["item_id"].(string), freshItemPrefix) {
+				probes++
+			}
+		}
+		mu.Unlock()
+		fmt.Fprintf(w, `{"accepted":%d}`, len(evs))
+	}))
+	defer srv.Close()
+	sent, acked, posted, failed, err := postFresh(context.Background(), srv.URL, 5000, load)
+	if err != nil || failed != 0 {
+		t.Fatalf("postFresh: %v (%d failed)", err, failed)
+	}
+	if posted != 100 || len(seen) != 100 {
+		t.Fatalf("posted %d, collector saw %d distinct events, want 100", posted, len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s posted %d times", id, n)
+		}
+	}
+	if want := (100 + probeEvery - 1) / probeEvery; probes != want || len(sent) != want {
+		t.Fatalf("%d probes posted, %d tracked, want %d", probes, len(sent), want)
+	}
+	for i := range sent {
+		if sent[i].IsZero() || acked[i].Before(sent[i]) {
+			t.Fatalf("probe %d: sent %v, acknowledged %v", i, sent[i], acked[i])
+		}
 	}
 }
