@@ -20,7 +20,9 @@ type ConsumeInput struct {
 	// item_counts_minute row and amortise the offset fence and the commit;
 	// under light load batches are as small as what has arrived.
 	BatchSize int `json:"batch_size,omitempty"`
-	// FlushMillis is the longest a partial batch waits before it is written (default 200).
+	// FlushMillis is the longest a partial batch waits before it is written
+	// (default 100; 200 left a pipeline at half its peak rate writing with
+	// one writer, p99 freshness twice as long).
 	FlushMillis int `json:"flush_ms,omitempty"`
 	// Writers is the number of concurrent MySQL transactions (default 3). A
 	// free writer takes a batch from partitions no other writer holds, so
@@ -66,7 +68,7 @@ func (in ConsumeInput) WithDefaults() ConsumeInput {
 		in.BatchSize = 20000
 	}
 	if in.FlushMillis == 0 {
-		in.FlushMillis = 200
+		in.FlushMillis = 100
 	}
 	if in.Writers == 0 {
 		in.Writers = 3
