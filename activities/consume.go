@@ -482,6 +482,9 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				return nil
 			case msg, ok = <-msgs:
 			}
+			// The claim was empty, maybe for hours: the clock read 256
+			// messages ago would misjudge "too far in the future".
+			now = time.Now()
 		}
 		if !ok {
 			return nil

@@ -38,8 +38,7 @@ const freshItemPrefix = "fresh-item-"
 // its own, so that its item_counts_minute row's updated_at tells when that
 // event's batch committed. The rest are loadgen events like (b)'s (Zipf
 // items, mixed types, channels and cities), so the load is the same kind of
-// event as the rate it is half of: an all-probe load makes every event a
-// new aggregate row and costs MySQL about 1.5x per event.
+// event as the rate it is half of, not one new aggregate row per event.
 const probeEvery = 16
 
 // freshLoad makes the events (d) posts: loadgen events like (b)'s, with a
