@@ -460,6 +460,9 @@ func FuzzDecodeEvent(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Marshal: %v", err)
 		}
+		if app, err := e.AppendJSON(nil); err != nil || !bytes.Equal(app, out) {
+			t.Fatalf("AppendJSON = %s, %v; json.Marshal = %s", app, err, out)
+		}
 		e2, err := DecodeEvent(out, testNow)
 		if err != nil {
 			t.Fatalf("re-decoding %s: %v", out, err)

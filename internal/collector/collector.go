@@ -309,17 +309,22 @@ func (s *Server) ingest(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	now := time.Now()
 	msgs := make([]Message, 0, len(items))
 	resp := Response{Rejected: []Rejection{}}
+	// The re-encoded values share one buffer (the body's size is a good
+	// guess); a value keeps the array it was written to if it grows.
+	values := make([]byte, 0, len(body)+len(body)/8)
 	for i, it := range items {
-		ev, err := schemas.DecodeEvent(it.raw, now)
+		// The body is never written to again, so the event may share it.
+		ev, err := schemas.DecodeEventShared(it.raw, now)
 		if err != nil {
 			resp.Rejected = append(resp.Rejected, Rejection{Index: i, Line: it.line, Reason: err.Error()})
 			continue
 		}
-		value, err := json.Marshal(&ev)
-		if err != nil {
+		start := len(values)
+		if values, err = ev.AppendJSON(values); err != nil {
 			resp.Rejected = append(resp.Rejected, Rejection{Index: i, Line: it.line, Reason: "encoding event: " + err.Error()})
 			continue
 		}
+		value := values[start:len(values):len(values)]
 		msgs = append(msgs, Message{Key: []byte(ev.PartitionKey()), Value: value, Headers: headers})
 	}
 
@@ -422,14 +427,12 @@ func (s *Server) split(body []byte, ndjsonType bool) ([]item, int, error) {
 			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("more than %d events", s.cfg.MaxEvents)
 		}
 	} else {
-		if !json.Valid(trimmed) {
-			var v json.RawMessage
-			err := json.Unmarshal(trimmed, &v) // for a precise message
-			return nil, http.StatusBadRequest, fmt.Errorf("body is not a valid JSON array: %w", err)
+		raws, tooMany, err := schemas.SplitArray(trimmed, s.cfg.MaxEvents)
+		if tooMany {
+			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("more than %d events", s.cfg.MaxEvents)
 		}
-		raws := splitArray(trimmed)
-		if len(raws) > s.cfg.MaxEvents {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%d events exceed the limit of %d", len(raws), s.cfg.MaxEvents)
+		if err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("body is not a valid JSON array: %w", err)
 		}
 		items = make([]item, len(raws))
 		for i, raw := range raws {
@@ -440,53 +443,6 @@ func (s *Server) split(body []byte, ndjsonType bool) ([]item, int, error) {
 		return nil, http.StatusBadRequest, errors.New("no events")
 	}
 	return items, 0, nil
-}
-
-// splitArray returns the elements of data, which must be a valid JSON array
-// without leading whitespace. The elements alias data. Validity is checked
-// beforehand with json.Valid, so this pass only tracks strings and nesting,
-// which is several times cheaper than decoding into []json.RawMessage.
-func splitArray(data []byte) [][]byte {
-	var elems [][]byte
-	depth := 0
-	start := -1
-	for i := 1; i < len(data); i++ { // data[0] is '['
-		c := data[i]
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		if start < 0 && depth == 0 && c != ',' && c != ']' {
-			start = i // first byte of the next element
-		}
-		switch c {
-		case '"':
-			// Skip to the closing quote.
-			for i++; data[i] != '"'; i++ {
-				if data[i] == '\\' {
-					i++
-				}
-			}
-		case '{', '[':
-			depth++
-		case '}':
-			depth--
-		case ']':
-			if depth == 0 {
-				if start >= 0 {
-					elems = append(elems, bytes.TrimRight(data[start:i], " \t\r\n"))
-				}
-				return elems
-			}
-			depth--
-		case ',':
-			if depth == 0 {
-				elems = append(elems, bytes.TrimRight(data[start:i], " \t\r\n"))
-				start = -1
-			}
-		}
-	}
-	return elems
 }
 
 // splitLines returns the non-blank lines of body with their 1-based line

@@ -163,7 +163,7 @@ func (t *Tailer) jsonRecord(f *file, line []byte, off int64, now time.Time) (msg
 	ev, err := schemas.DecodeEvent(line, now)
 	if err == nil {
 		var v []byte
-		if v, err = json.Marshal(&ev); err == nil {
+		if v, err = ev.AppendJSON(nil); err == nil {
 			return kafka.Message{Key: []byte(ev.PartitionKey()), Value: v}, false
 		}
 	}
