@@ -41,6 +41,8 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process during the bare loop (c) to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile of this process 3 s into the bare loop (c) to this file")
 	workerProfile := fs.String("worker-cpuprofile", "", "write a CPU profile of the worker process over the first 5 s of (b) to this file")
+	freshProfile := fs.String("fresh-cpuprofile", "", "write a CPU profile of this process (collector, broker, Temporal server) while (d) posts to this file")
+	freshWorkerProfile := fs.String("fresh-worker-cpuprofile", "", "write a CPU profile of the worker over 10 s of (d), from 5 s in, to this file")
 	batches := fs.String("ceiling-batches", joinInts(d.CeilingBatches), "comma-separated batch sizes of the ceiling sweep")
 	writers := fs.String("ceiling-writers", joinInts(d.CeilingWriters), "comma-separated writer counts of the ceiling sweep")
 	sample := fs.Int("ceiling-sample", d.CeilingSampleRows, "rows written at each ceiling sweep point (the best point then writes all events)")
@@ -58,6 +60,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	cfg.Events, cfg.MySQLDSN, cfg.CPUProfile, cfg.KeepData = *events, *dsn, *cpuProfile, *keep
 	cfg.MemProfile = *memProfile
 	cfg.WorkerCPUProfile = *workerProfile
+	cfg.FreshCPUProfile, cfg.FreshWorkerCPUProfile = *freshProfile, *freshWorkerProfile
 	cfg.SkipFreshness, cfg.SkipCeiling, cfg.SkipBare, cfg.SkipE2E = *skipFresh, *skipCeiling, *skipBare, *skipE2E
 	cfg.SkipScale, cfg.SkipMining = *skipScale, *skipMining
 	cfg.MiningEvents, cfg.MiningUsers, cfg.MiningItems, cfg.MiningDays = *miningEvents, *miningUsers, *miningItems, *miningDays

@@ -88,6 +88,12 @@ type Config struct {
 	// WorkerCPUProfile, when set, receives a CPU profile of the worker
 	// process over the first 5 s of the first end-to-end round (b).
 	WorkerCPUProfile string
+	// FreshCPUProfile, when set, receives a CPU profile of this process
+	// (collector, broker, Temporal server) while (d) posts.
+	FreshCPUProfile string
+	// FreshWorkerCPUProfile, when set, receives a CPU profile of the
+	// worker over 10 s of (d), from 5 s in.
+	FreshWorkerCPUProfile string
 	// Consume overrides the consumer settings of (b) and (c) alike.
 	Consume activities.ConsumeInput
 
@@ -248,6 +254,9 @@ type runner struct {
 	topic    string
 	end      map[int32]int64
 	worker   *workerProc
+	// workerPprof is the worker's pprof address, when a profile of it
+	// was asked for.
+	workerPprof string
 	// ceilingSum is the checksum of the ceiling table's rows.
 	ceilingSum tableSum
 	// e2ePipeline is the pipeline of the latest (b) round, which (d) uses.
@@ -928,17 +937,16 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	}
 	r.settle(ctx, db)
 	tq := workflows.DefaultTaskQueue
-	var pprofAddr string
 	if r.worker == nil {
 		args := []string{"worker", "--temporal-address", r.stack.TemporalAddress, "--task-queue", tq,
 			"--mysql-dsn", r.dsn(r.dbName), "--kafka-brokers", strings.Join(r.stack.Brokers, ","), "--identity", "sluice-bench-worker"}
-		if r.cfg.WorkerCPUProfile != "" {
+		if r.cfg.WorkerCPUProfile != "" || r.cfg.FreshWorkerCPUProfile != "" {
 			port, err := devstack.FreePort()
 			if err != nil {
 				return err
 			}
-			pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
-			args = append(args, "--pprof-addr", pprofAddr)
+			r.workerPprof = "127.0.0.1:" + strconv.Itoa(port)
+			args = append(args, "--pprof-addr", r.workerPprof)
 		}
 		w, err := startWorker(r.cfg.WorkerBinary, args, filepath.Join(r.dir, "worker.log"))
 		if err != nil {
@@ -968,9 +976,10 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
 	}
 	profiled := make(chan error, 1)
-	if pprofAddr != "" {
+	profileWorker := r.cfg.WorkerCPUProfile != "" && round == 1
+	if profileWorker {
 		go func() {
-			profiled <- fetchProfile(ctx, "http://"+pprofAddr+"/debug/pprof/profile?seconds=5", r.cfg.WorkerCPUProfile)
+			profiled <- fetchProfile(ctx, "http://"+r.workerPprof+"/debug/pprof/profile?seconds=5", r.cfg.WorkerCPUProfile)
 		}()
 	} else {
 		profiled <- nil
@@ -988,7 +997,7 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	cpu := meter.stop()
 	if err := <-profiled; err != nil {
 		r.say("    (worker CPU profile failed: %v)", err)
-	} else if pprofAddr != "" {
+	} else if profileWorker {
 		r.say("    CPU profile of the worker over the first 5 s of (b) written to %s", r.cfg.WorkerCPUProfile)
 	}
 	rd.CPU["e2e"] = cpu
@@ -1135,6 +1144,32 @@ func (r *runner) freshness(ctx context.Context) error {
 	defer stopSampling()
 	go r.worker.sampleEvery(sctx, 100*time.Millisecond)
 	commits0 := statusInt(ctx, db, "Com_commit")
+	profiled := make(chan error, 1)
+	if r.cfg.FreshWorkerCPUProfile != "" && r.workerPprof != "" {
+		go func() {
+			select {
+			case <-sctx.Done():
+				profiled <- sctx.Err()
+				return
+			case <-time.After(min(5*time.Second, dur/4)):
+			}
+			secs := max(1, min(10, int(dur.Seconds()/2)))
+			profiled <- fetchProfile(sctx, "http://"+r.workerPprof+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), r.cfg.FreshWorkerCPUProfile)
+		}()
+	} else {
+		profiled <- nil
+	}
+	if r.cfg.FreshCPUProfile != "" {
+		f, err := os.Create(r.cfg.FreshCPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	meter := newCPUMeter(r.pids())
 	t0 := time.Now()
 	sent, acked, posted, failed, err := postFresh(ctx, url, rate, load)
@@ -1142,6 +1177,15 @@ func (r *runner) freshness(ctx context.Context) error {
 		return err
 	}
 	postDur := time.Since(t0)
+	if r.cfg.FreshCPUProfile != "" {
+		pprof.StopCPUProfile()
+		r.say("    CPU profile of this process while (d) posted written to %s", r.cfg.FreshCPUProfile)
+	}
+	if err := <-profiled; err != nil {
+		r.say("    (worker CPU profile during (d) failed: %v)", err)
+	} else if r.cfg.FreshWorkerCPUProfile != "" && r.workerPprof != "" {
+		r.say("    CPU profile of the worker during (d) written to %s", r.cfg.FreshWorkerCPUProfile)
+	}
 	end, err := kafka.EndOffsets(ctx, r.kcfg, r.topic)
 	if err != nil {
 		return err
@@ -1175,6 +1219,9 @@ func (r *runner) freshness(ctx context.Context) error {
 		r.res.FreshnessP50Ms, r.res.FreshnessP99Ms, r.res.FreshnessMaxMs, ms(fr.P50FromSend), ms(fr.P99FromSend), fr.Posted, posted, r.res.FreshnessPostedRate, failed, fr.Negative, cpu)
 	if commits > 0 {
 		r.say("    %d MySQL commits during (d), %.0f events each on average", commits, float64(posted)/float64(commits))
+	}
+	for _, w := range fr.Worst {
+		r.say("    slow second of (d): %d s in, longest wait %.0f ms, %d of its %d probes above the p99", w.At, ms(w.Max), w.Slow, w.Probes)
 	}
 	r.say("    note: the writer sets updated_at in the counts upsert, its batch's last statement; the commit lands milliseconds later")
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,54 @@ type freshnessResult struct {
 	P99FromSend  time.Duration
 	Negative     int // rows whose updated_at precedes the acknowledgement
 	PostDuration time.Duration
+	// Worst are the seconds of posting (counted from the first POST)
+	// whose probes waited longest, slowest first: whether a high p99
+	// comes from one stall or from queueing all along.
+	Worst []freshSecond
+}
+
+// freshSecond is one second of (d)'s posting.
+type freshSecond struct {
+	At     int           // seconds after the first POST was sent
+	Max    time.Duration // longest probe wait from acknowledgement to landing
+	Probes int
+	Slow   int // probes that waited longer than the whole run's p99
+}
+
+// worstSeconds groups the probes by the second their POST was sent and
+// returns the n seconds with the longest waits.
+func worstSeconds(sent []time.Time, waits []time.Duration, p99 time.Duration, n int) []freshSecond {
+	if len(sent) == 0 {
+		return nil
+	}
+	first := sent[0]
+	for _, t := range sent {
+		if t.Before(first) {
+			first = t
+		}
+	}
+	bySec := map[int]*freshSecond{}
+	for i, t := range sent {
+		sec := int(t.Sub(first) / time.Second)
+		fs := bySec[sec]
+		if fs == nil {
+			fs = &freshSecond{At: sec}
+			bySec[sec] = fs
+		}
+		fs.Probes++
+		fs.Max = max(fs.Max, waits[i])
+		if waits[i] > p99 {
+			fs.Slow++
+		}
+	}
+	out := make([]freshSecond, 0, len(bySec))
+	for _, fs := range bySec {
+		out = append(out, *fs)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Max > out[j].Max || out[i].Max == out[j].Max && out[i].At < out[j].At
+	})
+	return out[:min(n, len(out))]
 }
 
 const freshItemPrefix = "fresh-item-"
@@ -166,6 +215,7 @@ func freshLatencies(ctx context.Context, db *sqlx.DB, sent, acked []time.Time) (
 	}
 	defer rows.Close()
 	var fromAck, fromSend []time.Duration
+	var sentAt []time.Time
 	for rows.Next() {
 		var item string
 		var at time.Time
@@ -182,6 +232,7 @@ func freshLatencies(ctx context.Context, db *sqlx.DB, sent, acked []time.Time) (
 		}
 		fromAck = append(fromAck, d)
 		fromSend = append(fromSend, at.Sub(sent[i]))
+		sentAt = append(sentAt, sent[i])
 	}
 	if err := rows.Err(); err != nil {
 		return res, err
@@ -195,6 +246,8 @@ func freshLatencies(ctx context.Context, db *sqlx.DB, sent, acked []time.Time) (
 	if len(fromAck) == 0 {
 		return res, fmt.Errorf("none of the %d posted events has a minute count", res.Posted)
 	}
+	p99 := percentile(slices.Clone(fromAck), 0.99)
+	res.Worst = worstSeconds(sentAt, fromAck, p99, 3)
 	res.P50, res.P99, res.Max = percentile(fromAck, 0.50), percentile(fromAck, 0.99), percentile(fromAck, 1)
 	res.P50FromSend, res.P99FromSend = percentile(fromSend, 0.50), percentile(fromSend, 0.99)
 	return res, nil

@@ -94,3 +94,21 @@ func TestPostFreshProbes(t *testing.T) {
 		}
 	}
 }
+
+func TestWorstSeconds(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	ms := time.Millisecond
+	sent := []time.Time{t0.Add(1500 * ms), t0, t0.Add(200 * ms), t0.Add(1100 * ms), t0.Add(2100 * ms), t0.Add(2900 * ms)}
+	waits := []time.Duration{900 * ms, 50 * ms, 60 * ms, 100 * ms, 300 * ms, 400 * ms}
+	got := worstSeconds(sent, waits, 350*ms, 2)
+	want := []freshSecond{
+		{At: 1, Max: 900 * ms, Probes: 2, Slow: 1},
+		{At: 2, Max: 400 * ms, Probes: 2, Slow: 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("worstSeconds = %+v, want %+v", got, want)
+	}
+	if got := worstSeconds(nil, nil, 0, 3); got != nil {
+		t.Errorf("worstSeconds of no probes = %+v, want nil", got)
+	}
+}
