@@ -40,7 +40,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	jsonOnly := fs.Bool("json-only", false, "print only the JSON line")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process during the bare loop (c) to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile of this process 3 s into the bare loop (c) to this file")
-	workerProfile := fs.String("worker-cpuprofile", "", "write a CPU profile of the worker process over the first 5 s of (b) to this file")
+	workerProfile := fs.String("worker-cpuprofile", "", "write a CPU profile of the worker process over the first 5 s of (b) to this file (and its allocations to FILE.allocs)")
 	freshProfile := fs.String("fresh-cpuprofile", "", "write a CPU profile of this process (collector, broker, Temporal server) while (d) posts to this file")
 	freshWorkerProfile := fs.String("fresh-worker-cpuprofile", "", "write a CPU profile of the worker over 10 s of (d), from 5 s in, to this file")
 	batches := fs.String("ceiling-batches", joinInts(d.CeilingBatches), "comma-separated batch sizes of the ceiling sweep")

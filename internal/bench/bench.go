@@ -979,7 +979,13 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	profileWorker := r.cfg.WorkerCPUProfile != "" && round == 1
 	if profileWorker {
 		go func() {
-			profiled <- fetchProfile(ctx, "http://"+r.workerPprof+"/debug/pprof/profile?seconds=5", r.cfg.WorkerCPUProfile)
+			// The allocations over the same 5 s go next to the CPU profile.
+			allocs := make(chan error, 1)
+			go func() {
+				allocs <- fetchProfile(ctx, "http://"+r.workerPprof+"/debug/pprof/allocs?seconds=5", r.cfg.WorkerCPUProfile+".allocs")
+			}()
+			err := fetchProfile(ctx, "http://"+r.workerPprof+"/debug/pprof/profile?seconds=5", r.cfg.WorkerCPUProfile)
+			profiled <- errors.Join(err, <-allocs)
 		}()
 	} else {
 		profiled <- nil
@@ -998,7 +1004,7 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	if err := <-profiled; err != nil {
 		r.say("    (worker CPU profile failed: %v)", err)
 	} else if profileWorker {
-		r.say("    CPU profile of the worker over the first 5 s of (b) written to %s", r.cfg.WorkerCPUProfile)
+		r.say("    CPU profile of the worker over the first 5 s of (b) written to %s, its allocations to %s.allocs", r.cfg.WorkerCPUProfile, r.cfg.WorkerCPUProfile)
 	}
 	rd.CPU["e2e"] = cpu
 	secs := p.last.Sub(t0).Seconds()
