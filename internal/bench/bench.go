@@ -577,7 +577,7 @@ func (r *runner) pids() map[string]int {
 
 // ceiling (a), first round: the sweep on a sample, then the best point of
 // each method on all rows; the faster is the round's ceiling and the point
-// the later rounds run. The table stays for them.
+// the later rounds run. The table stays for them, emptied.
 func (r *runner) ceiling(ctx context.Context, db *sqlx.DB, rows []row, rd *Round) (ceilingRun, error) {
 	if _, err := db.ExecContext(ctx, "CREATE TABLE "+ceilingTable+" LIKE events"); err != nil {
 		return ceilingRun{}, fmt.Errorf("creating %s: %w", ceilingTable, err)
@@ -670,6 +670,9 @@ func (r *runner) ceiling(ctx context.Context, db *sqlx.DB, rows []row, rd *Round
 		return ceilingRun{}, err
 	}
 	r.ceilingSum = sum
+	if err := release(ctx, db, ceilingTable); err != nil {
+		return ceilingRun{}, err
+	}
 	rd.CeilingRowsPerSec = final.RowsPerSec
 	r.res.CeilingMethod, r.res.CeilingBatch, r.res.CeilingWriters = final.Method, final.Batch, final.Writers
 	r.say("(a) CEILING %.0f rows/s: %s, batch %d, %d writers, %d rows in %.2f s (the faster of the best INSERT and LOAD DATA points, each run on all rows)",
@@ -886,6 +889,9 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	if err := r.verify(ctx, db, "bare"); err != nil {
 		return err
 	}
+	if err := release(ctx, db, "events", "item_counts_minute", "dead_letters"); err != nil {
+		return err
+	}
 	r.say("(c) BARE %.0f events/s (round %d): %d events from ConsumeLoop's start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s). %s",
 		rd.BareEventsPerSec, round, r.cfg.Events, secs, rd.BareFirstCommitSecs, cpu)
 	return nil
@@ -1014,6 +1020,10 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	if err := r.verify(ctx, db, "end to end"); err != nil {
 		return err
 	}
+	// kafka_offsets stays: the last round's pipeline goes on into (d).
+	if err := release(ctx, db, "events", "item_counts_minute", "dead_letters"); err != nil {
+		return err
+	}
 	w.sample()
 	r.e2ePipeline = pipeline
 	r.say("(b) E2E %.0f events/s (round %d): %d events from the workflow start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s); worker peak RSS so far %.0f MB. %s",
@@ -1086,6 +1096,9 @@ func (r *runner) scaleOut(ctx context.Context) error {
 		r.res.Scale1To2 = r.res.E2E2WorkersEventsPerSec / r.res.E2EEventsPerSec
 	}
 	if err := r.verify(ctx, db, "scale-out"); err != nil {
+		return err
+	}
+	if err := release(ctx, db, "events", "item_counts_minute", "dead_letters"); err != nil {
 		return err
 	}
 	_ = r.stack.Client.TerminateWorkflow(ctx, devstack.StreamWorkflowID("scale"), "", "bench phase done")
