@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -623,6 +624,7 @@ func (w *partWriter) flush(ctx context.Context, segs []seg, hs []held) bool {
 	for _, sg := range segs {
 		messages += sg.to - sg.from
 	}
+	b.Events = slices.Grow(b.Events, messages) // no doubling while the batch fills
 	for _, sg := range segs {
 		for i := sg.from; i < sg.to; i++ {
 			w.add(b, &sg.c.d[i], from, next, &links)

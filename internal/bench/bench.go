@@ -75,6 +75,8 @@ type Config struct {
 	CeilingSampleRows int
 	// FreshnessSeconds of posting at half the end-to-end rate.
 	FreshnessSeconds int
+	// SkipWarmUp leaves out the unmeasured (c) and (b) before round 1.
+	SkipWarmUp bool
 	// Rounds is how many times (a) at its best point, (c) and (b) run,
 	// interleaved, on the same rows; the report gives medians, so a burst
 	// of the machine's noise skews one round, not the ratios.
