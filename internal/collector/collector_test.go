@@ -345,6 +345,21 @@ func TestBadRequest(t *testing.T) {
 	}
 }
 
+func TestBadArrayNamesTheOffset(t *testing.T) {
+	pub := &fakePublisher{}
+	s := newTestServer(t, pub, nil)
+	ev := eventJSON(0, true)
+	body := "[" + ev + ", {oops}]"
+	msg := wantError(t, post(t, s, "application/json", body), http.StatusBadRequest)
+	want := fmt.Sprintf("body is not a valid JSON array: invalid JSON: unexpected 'o' at offset %d", len(ev)+4)
+	if msg != want {
+		t.Errorf("error %q, want %q", msg, want)
+	}
+	if n := len(pub.messages()); n != 0 {
+		t.Errorf("%d events published from a rejected body", n)
+	}
+}
+
 func TestTooLarge(t *testing.T) {
 	pub := &fakePublisher{}
 	s := newTestServer(t, pub, func(c *Config) { c.MaxBodyBytes = 2048; c.MaxEvents = 3 })
