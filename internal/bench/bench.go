@@ -26,6 +26,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -826,16 +827,12 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 		in.Pipeline, r.bareName, in.BatchSize, in.Writers, in.FlushMillis)
 	r.probe("bare", rd)
 	profile := r.cfg.CPUProfile != "" && round == 1
+	stopProfile := func() {}
 	if profile {
-		f, err := os.Create(r.cfg.CPUProfile)
-		if err != nil {
+		if stopProfile, err = startCPUProfile(r.cfg.CPUProfile); err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer stopProfile()
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -874,7 +871,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	}
 	cpu := meter.stop()
 	if profile {
-		pprof.StopCPUProfile()
+		stopProfile()
 		r.say("    CPU profile of this process during (c) written to %s", r.cfg.CPUProfile)
 	}
 	cancel()
@@ -1180,16 +1177,12 @@ func (r *runner) freshness(ctx context.Context) error {
 	} else {
 		profiled <- nil
 	}
+	stopProfile := func() {}
 	if r.cfg.FreshCPUProfile != "" {
-		f, err := os.Create(r.cfg.FreshCPUProfile)
-		if err != nil {
+		if stopProfile, err = startCPUProfile(r.cfg.FreshCPUProfile); err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer stopProfile()
 	}
 	meter := newCPUMeter(r.pids())
 	t0 := time.Now()
@@ -1199,7 +1192,7 @@ func (r *runner) freshness(ctx context.Context) error {
 	}
 	postDur := time.Since(t0)
 	if r.cfg.FreshCPUProfile != "" {
-		pprof.StopCPUProfile()
+		stopProfile()
 		r.say("    CPU profile of this process while (d) posted written to %s", r.cfg.FreshCPUProfile)
 	}
 	if err := <-profiled; err != nil {
@@ -1366,6 +1359,26 @@ func mibStr(s string) string {
 		return s
 	}
 	return mib(n)
+}
+
+// startCPUProfile profiles this process into file until stop is called
+// (again: a no-op).
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
 }
 
 // fetchProfile saves what url serves (a pprof endpoint) to file.
