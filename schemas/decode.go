@@ -323,18 +323,7 @@ func (d *decoder) attrs(e *Event) error {
 // compact form with json.Marshal's escaping (raw itself when shared and it
 // already is), or the rule raw breaks.
 func canonicalAttrs(raw []byte, compact, shared bool) (json.RawMessage, string) {
-	ascii, escape := true, false
-	for i, c := range raw {
-		switch {
-		case c == '<' || c == '>' || c == '&':
-			escape = true
-		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8: // U+2028, U+2029
-			escape = true
-			ascii = false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
+	escape, ascii := rawEscapes(raw)
 	if !ascii && !utf8.Valid(raw) {
 		return nil, ruleUTF8
 	}
@@ -353,6 +342,24 @@ func canonicalAttrs(raw []byte, compact, shared bool) (json.RawMessage, string) 
 		return nil, ruleObject
 	}
 	return out, ""
+}
+
+// rawEscapes reports whether raw holds what json.Marshal escapes in a raw
+// message (<, >, &, U+2028, U+2029), and whether raw is all ASCII.
+func rawEscapes(raw []byte) (escape, ascii bool) {
+	ascii = true
+	for i, c := range raw {
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			escape = true
+		case c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8: // U+2028, U+2029
+			escape = true
+			ascii = false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return escape, ascii
 }
 
 func (d *decoder) peek() byte {

@@ -51,41 +51,22 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 }
 
 // canonicalRaw reports whether raw is empty or can be appended as it is:
-// a JSON object that json.Marshal would neither compact nor escape. It
-// checks for what DecodeEvent never leaves there (whitespace outside
-// strings, <, >, &, U+2028, U+2029, invalid UTF-8) and the JSON grammar;
-// json.Marshal handles anything else.
+// a JSON object that json.Marshal would neither compact nor escape, judged
+// the way the decoder judges attrs (its grammar, no whitespace between
+// tokens, rawEscapes, valid UTF-8). json.Marshal handles anything else.
 func canonicalRaw(raw json.RawMessage) bool {
 	if len(raw) == 0 {
 		return true
 	}
-	if raw[0] != '{' || raw[len(raw)-1] != '}' {
-		return false
-	}
-	inString, ascii := false, true
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		switch {
-		case c == '<' || c == '>' || c == '&':
-			return false
-		case c >= utf8.RuneSelf:
-			ascii = false
-			if c == 0xE2 && i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8 {
-				return false
-			}
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
-			return false
-		}
-	}
-	if !ascii && !utf8.Valid(raw) {
+	if raw[0] != '{' {
 		return false
 	}
 	d := decoder{data: raw, maxDepth: maxSplitDepth}
-	return d.skipValue(0) == nil && d.pos == len(raw)
+	if d.skipValue(0) != nil || d.pos != len(raw) || d.spaces != 0 {
+		return false
+	}
+	escape, ascii := rawEscapes(raw)
+	return !escape && (ascii || utf8.Valid(raw))
 }
 
 const hexDigits = "0123456789abcdef"

@@ -21,6 +21,7 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 		with(func(e *Event) { e.Attrs = json.RawMessage(`{"a":[1,"x y",{"b":null}],"c":"\u00e9\"\\"}`) }),
 		// What DecodeEvent never leaves: json.Marshal compacts and escapes.
 		with(func(e *Event) { e.Attrs = json.RawMessage(`{ "a" : "<b>&" }`) }),
+		with(func(e *Event) { e.Attrs = json.RawMessage(`{"a": [1, 2]}`) }),
 		with(func(e *Event) { e.Attrs = json.RawMessage("{\"a\":\"\u2028\"}") }),
 		with(func(e *Event) { e.Attrs = json.RawMessage("{\"a\":\"\xff\"}") }),
 	} {

@@ -888,7 +888,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	if err := r.verify(ctx, db, "bare"); err != nil {
 		return err
 	}
-	if err := release(ctx, db, "events", "item_counts_minute", "dead_letters"); err != nil {
+	if err := release(ctx, db, phaseRows...); err != nil {
 		return err
 	}
 	r.say("(c) BARE %.0f events/s (round %d): %d events from ConsumeLoop's start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s). %s",
@@ -1020,7 +1020,7 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 		return err
 	}
 	// kafka_offsets stays: the last round's pipeline goes on into (d).
-	if err := release(ctx, db, "events", "item_counts_minute", "dead_letters"); err != nil {
+	if err := release(ctx, db, phaseRows...); err != nil {
 		return err
 	}
 	w.sample()
@@ -1097,7 +1097,7 @@ func (r *runner) scaleOut(ctx context.Context) error {
 	if err := r.verify(ctx, db, "scale-out"); err != nil {
 		return err
 	}
-	if err := release(ctx, db, "events", "item_counts_minute", "dead_letters"); err != nil {
+	if err := release(ctx, db, phaseRows...); err != nil {
 		return err
 	}
 	_ = r.stack.Client.TerminateWorkflow(ctx, devstack.StreamWorkflowID("scale"), "", "bench phase done")

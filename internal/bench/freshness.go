@@ -246,9 +246,10 @@ func freshLatencies(ctx context.Context, db *sqlx.DB, sent, acked []time.Time) (
 	if len(fromAck) == 0 {
 		return res, fmt.Errorf("none of the %d posted events has a minute count", res.Posted)
 	}
-	p99 := percentile(slices.Clone(fromAck), 0.99)
-	res.Worst = worstSeconds(sentAt, fromAck, p99, 3)
-	res.P50, res.P99, res.Max = percentile(fromAck, 0.50), percentile(fromAck, 0.99), percentile(fromAck, 1)
+	// percentile sorts its argument: fromAck keeps its order for worstSeconds.
+	byWait := slices.Clone(fromAck)
+	res.P50, res.P99, res.Max = percentile(byWait, 0.50), percentile(byWait, 0.99), percentile(byWait, 1)
+	res.Worst = worstSeconds(sentAt, fromAck, res.P99, 3)
 	res.P50FromSend, res.P99FromSend = percentile(fromSend, 0.50), percentile(fromSend, 0.99)
 	return res, nil
 }

@@ -243,6 +243,10 @@ func median(v []float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
+// phaseRows are the tables a pipeline's rows land in; kafka_offsets, its
+// position, is not among them.
+var phaseRows = []string{"events", "item_counts_minute", "dead_letters"}
+
 // release empties tables a timed phase wrote, once they have been checked.
 // TRUNCATE hands their pages back to the buffer pool's free list, so the
 // next phase starts with room whichever phase ran before it. Without it the
@@ -254,7 +258,7 @@ func median(v []float64) float64 {
 func release(ctx context.Context, db *sqlx.DB, tables ...string) error {
 	for _, t := range tables {
 		if _, err := db.ExecContext(ctx, "TRUNCATE TABLE "+t); err != nil {
-			return fmt.Errorf("emptying %s after the phase: %w", t, err)
+			return fmt.Errorf("emptying %s: %w", t, err)
 		}
 	}
 	return nil
@@ -263,10 +267,5 @@ func release(ctx context.Context, db *sqlx.DB, tables ...string) error {
 // emptyPipelineTables empties what a pipeline writes, so a round starts
 // from the same empty tables (partitions kept).
 func emptyPipelineTables(ctx context.Context, db *sqlx.DB) error {
-	for _, t := range []string{"events", "item_counts_minute", "kafka_offsets", "dead_letters"} {
-		if _, err := db.ExecContext(ctx, "TRUNCATE TABLE "+t); err != nil {
-			return fmt.Errorf("emptying %s: %w", t, err)
-		}
-	}
-	return nil
+	return release(ctx, db, append(phaseRows, "kafka_offsets")...)
 }
