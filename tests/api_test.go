@@ -138,11 +138,12 @@ func TestQueryAPITrendingLive(t *testing.T) {
 // TestQueryAPIBusyPortNamesTheFlag occupies the query API's port.
 func TestQueryAPIBusyPortNamesTheFlag(t *testing.T) {
 	cfg, _, _ := newStackConfig(t, false)
-	ln, err := net.Listen("tcp", cfg.APIAddr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	cfg.APIAddr = ln.Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := devstack.Start(ctx, cfg)

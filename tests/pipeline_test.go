@@ -241,11 +241,12 @@ func TestRestartResumesExactly(t *testing.T) {
 // TestBusyPortNamesTheFlag occupies the collector's port.
 func TestBusyPortNamesTheFlag(t *testing.T) {
 	cfg, _, _ := newStackConfig(t, false)
-	ln, err := net.Listen("tcp", cfg.CollectorAddr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	cfg.CollectorAddr = ln.Addr().String()
 	_, err = devstack.Start(context.Background(), cfg)
 	var busy *devstack.PortInUseError
 	if !errors.As(err, &busy) || busy.Flag != "--collector-addr" || !strings.Contains(err.Error(), cfg.CollectorAddr) {
