@@ -654,18 +654,20 @@ func (r *runner) ceiling(ctx context.Context, db *sqlx.DB, rows []row, rd *Round
 		}
 		r.settle(ctx, db)
 		r.probe("ceiling_"+method, rd)
-		meter := newCPUMeter(r.pids())
+		meter, status := newCPUMeter(r.pids()), newStatusMeter(ctx, db)
 		run, err := runCeiling(ctx, db, rows, b.Method, b.Batch, b.Writers)
 		if err != nil {
 			return ceilingRun{}, err
 		}
-		cpu := meter.stop()
+		cpu, did := meter.stop(), status.stop(ctx)
 		r.res.CeilingFull = append(r.res.CeilingFull, run)
 		r.say("    best %-9s point (batch %d, %d writers) on all %d rows: %8.0f rows/s in %.2f s. %s",
 			run.Method, run.Batch, run.Writers, run.Rows, run.RowsPerSec, run.Seconds, cpu)
+		r.say("    %s", statusLine(did, run.Rows))
 		if run.RowsPerSec > final.RowsPerSec {
 			final = run
 			rd.CPU["ceiling"] = cpu
+			rd.setMySQL("ceiling", did)
 		}
 	}
 	sum, err := checksum(ctx, db, ceilingTable, true)
@@ -850,7 +852,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 			}
 		}()
 	}
-	meter := newCPUMeter(r.pids())
+	meter, status := newCPUMeter(r.pids()), newStatusMeter(ctx, db)
 	t0 := time.Now()
 	done := make(chan error, 1)
 	go func() {
@@ -869,7 +871,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	if err != nil {
 		return err
 	}
-	cpu := meter.stop()
+	cpu, did := meter.stop(), status.stop(ctx)
 	if profile {
 		stopProfile()
 		r.say("    CPU profile of this process during (c) written to %s", r.cfg.CPUProfile)
@@ -881,6 +883,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 		r.say("    (ConsumeLoop did not return within 15 s of cancellation)")
 	}
 	rd.CPU["bare"] = cpu
+	rd.setMySQL("bare", did)
 	secs := p.last.Sub(t0).Seconds()
 	rd.BareSeconds, rd.BareFirstCommitSecs = secs, p.first.Sub(t0).Seconds()
 	rd.BareEventsPerSec = float64(r.cfg.Events) / secs
@@ -893,6 +896,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	}
 	r.say("(c) BARE %.0f events/s (round %d): %d events from ConsumeLoop's start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s). %s",
 		rd.BareEventsPerSec, round, r.cfg.Events, secs, rd.BareFirstCommitSecs, cpu)
+	r.say("    %s", statusLine(did, r.cfg.Events))
 	return nil
 }
 
@@ -973,7 +977,7 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 
 	in := workflows.StreamIngestInput{ConsumeInput: r.consumeInput(pipeline)}
 	r.probe("e2e", rd)
-	meter := newCPUMeter(r.pids())
+	meter, status := newCPUMeter(r.pids()), newStatusMeter(ctx, db)
 	t0 := time.Now()
 	if _, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: devstack.StreamWorkflowID(pipeline), TaskQueue: tq,
@@ -1005,13 +1009,14 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	if err != nil {
 		return fmt.Errorf("%w\nworker log:\n%s", err, w.tail(30))
 	}
-	cpu := meter.stop()
+	cpu, did := meter.stop(), status.stop(ctx)
 	if err := <-profiled; err != nil {
 		r.say("    (worker CPU profile failed: %v)", err)
 	} else if profileWorker {
 		r.say("    CPU profile of the worker over the first 5 s of (b) written to %s, its allocations to %s.allocs", r.cfg.WorkerCPUProfile, r.cfg.WorkerCPUProfile)
 	}
 	rd.CPU["e2e"] = cpu
+	rd.setMySQL("e2e", did)
 	secs := p.last.Sub(t0).Seconds()
 	rd.E2ESeconds, rd.E2EFirstCommitSeconds = secs, p.first.Sub(t0).Seconds()
 	rd.E2EEventsPerSec = float64(r.cfg.Events) / secs
@@ -1027,6 +1032,7 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	r.e2ePipeline = pipeline
 	r.say("(b) E2E %.0f events/s (round %d): %d events from the workflow start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s); worker peak RSS so far %.0f MB. %s",
 		rd.E2EEventsPerSec, round, r.cfg.Events, secs, rd.E2EFirstCommitSeconds, w.peak(), cpu)
+	r.say("    %s", statusLine(did, r.cfg.Events))
 	return nil
 }
 

@@ -112,3 +112,14 @@ func TestWorstSeconds(t *testing.T) {
 		t.Errorf("worstSeconds of no probes = %+v, want nil", got)
 	}
 }
+
+func TestStatusLine(t *testing.T) {
+	got := statusLine(map[string]int64{"Com_commit": 50, "Com_load": 50, "Handler_write": 2_230_000, "Handler_update": 0}, 1_000_000)
+	want := "MySQL did: Com_commit 50, Com_load 50, Handler_write 2.230/row"
+	if got != want {
+		t.Fatalf("statusLine = %q, want %q", got, want)
+	}
+	if got := statusLine(nil, 10); got != "MySQL did: (status not readable)" {
+		t.Fatalf("statusLine(nil) = %q", got)
+	}
+}
