@@ -654,20 +654,19 @@ func (r *runner) ceiling(ctx context.Context, db *sqlx.DB, rows []row, rd *Round
 		}
 		r.settle(ctx, db)
 		r.probe("ceiling_"+method, rd)
-		meter, status := newCPUMeter(r.pids()), newStatusMeter(ctx, db)
+		meter := newCPUMeter(ctx, db, r.pids())
 		run, err := runCeiling(ctx, db, rows, b.Method, b.Batch, b.Writers)
 		if err != nil {
 			return ceilingRun{}, err
 		}
-		cpu, did := meter.stop(), status.stop(ctx)
+		cpu := meter.stop(ctx)
 		r.res.CeilingFull = append(r.res.CeilingFull, run)
 		r.say("    best %-9s point (batch %d, %d writers) on all %d rows: %8.0f rows/s in %.2f s. %s",
 			run.Method, run.Batch, run.Writers, run.Rows, run.RowsPerSec, run.Seconds, cpu)
-		r.say("    %s", statusLine(did, run.Rows))
+		r.say("    %s", statusLine(cpu.MySQL, run.Rows))
 		if run.RowsPerSec > final.RowsPerSec {
 			final = run
 			rd.CPU["ceiling"] = cpu
-			rd.setMySQL("ceiling", did)
 		}
 	}
 	sum, err := checksum(ctx, db, ceilingTable, true)
@@ -852,7 +851,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 			}
 		}()
 	}
-	meter, status := newCPUMeter(r.pids()), newStatusMeter(ctx, db)
+	meter := newCPUMeter(ctx, db, r.pids())
 	t0 := time.Now()
 	done := make(chan error, 1)
 	go func() {
@@ -871,7 +870,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	if err != nil {
 		return err
 	}
-	cpu, did := meter.stop(), status.stop(ctx)
+	cpu := meter.stop(ctx)
 	if profile {
 		stopProfile()
 		r.say("    CPU profile of this process during (c) written to %s", r.cfg.CPUProfile)
@@ -883,7 +882,6 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 		r.say("    (ConsumeLoop did not return within 15 s of cancellation)")
 	}
 	rd.CPU["bare"] = cpu
-	rd.setMySQL("bare", did)
 	secs := p.last.Sub(t0).Seconds()
 	rd.BareSeconds, rd.BareFirstCommitSecs = secs, p.first.Sub(t0).Seconds()
 	rd.BareEventsPerSec = float64(r.cfg.Events) / secs
@@ -896,7 +894,7 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	}
 	r.say("(c) BARE %.0f events/s (round %d): %d events from ConsumeLoop's start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s). %s",
 		rd.BareEventsPerSec, round, r.cfg.Events, secs, rd.BareFirstCommitSecs, cpu)
-	r.say("    %s", statusLine(did, r.cfg.Events))
+	r.say("    %s", statusLine(cpu.MySQL, r.cfg.Events))
 	return nil
 }
 
@@ -977,7 +975,7 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 
 	in := workflows.StreamIngestInput{ConsumeInput: r.consumeInput(pipeline)}
 	r.probe("e2e", rd)
-	meter, status := newCPUMeter(r.pids()), newStatusMeter(ctx, db)
+	meter := newCPUMeter(ctx, db, r.pids())
 	t0 := time.Now()
 	if _, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: devstack.StreamWorkflowID(pipeline), TaskQueue: tq,
@@ -1009,14 +1007,13 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	if err != nil {
 		return fmt.Errorf("%w\nworker log:\n%s", err, w.tail(30))
 	}
-	cpu, did := meter.stop(), status.stop(ctx)
+	cpu := meter.stop(ctx)
 	if err := <-profiled; err != nil {
 		r.say("    (worker CPU profile failed: %v)", err)
 	} else if profileWorker {
 		r.say("    CPU profile of the worker over the first 5 s of (b) written to %s, its allocations to %s.allocs", r.cfg.WorkerCPUProfile, r.cfg.WorkerCPUProfile)
 	}
 	rd.CPU["e2e"] = cpu
-	rd.setMySQL("e2e", did)
 	secs := p.last.Sub(t0).Seconds()
 	rd.E2ESeconds, rd.E2EFirstCommitSeconds = secs, p.first.Sub(t0).Seconds()
 	rd.E2EEventsPerSec = float64(r.cfg.Events) / secs
@@ -1032,7 +1029,7 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	r.e2ePipeline = pipeline
 	r.say("(b) E2E %.0f events/s (round %d): %d events from the workflow start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s); worker peak RSS so far %.0f MB. %s",
 		rd.E2EEventsPerSec, round, r.cfg.Events, secs, rd.E2EFirstCommitSeconds, w.peak(), cpu)
-	r.say("    %s", statusLine(did, r.cfg.Events))
+	r.say("    %s", statusLine(cpu.MySQL, r.cfg.Events))
 	return nil
 }
 
@@ -1167,7 +1164,6 @@ func (r *runner) freshness(ctx context.Context) error {
 	sctx, stopSampling := context.WithCancel(ctx)
 	defer stopSampling()
 	go r.worker.sampleEvery(sctx, 100*time.Millisecond)
-	commits0 := statusInt(ctx, db, "Com_commit")
 	profiled := make(chan error, 1)
 	if r.cfg.FreshWorkerCPUProfile != "" && r.workerPprof != "" {
 		go func() {
@@ -1190,7 +1186,7 @@ func (r *runner) freshness(ctx context.Context) error {
 		}
 		defer stopProfile()
 	}
-	meter := newCPUMeter(r.pids())
+	meter := newCPUMeter(ctx, db, r.pids())
 	t0 := time.Now()
 	sent, acked, posted, failed, err := postFresh(ctx, url, rate, load)
 	if err != nil {
@@ -1213,11 +1209,11 @@ func (r *runner) freshness(ctx context.Context) error {
 	if _, err := r.caughtUp(ctx, db, r.e2ePipeline, end, r.catchUpTimeout(), nil); err != nil {
 		return err
 	}
-	cpu := meter.stop()
+	cpu := meter.stop(ctx)
 	r.res.CPU["freshness"] = cpu
 	// Each batch is one explicit transaction (COMMIT); the bench's own
 	// statements here autocommit.
-	commits := statusInt(ctx, db, "Com_commit") - commits0
+	commits := cpu.MySQL["Com_commit"]
 	fr, err := freshLatencies(ctx, db, sent, acked)
 	if err != nil {
 		return err

@@ -18,31 +18,7 @@ var statusCounters = []string{
 	"Handler_write", "Handler_update", "Handler_read_key",
 }
 
-// statusMeter takes the difference of statusCounters over a phase. On a
-// shared server other clients' work counts too.
-type statusMeter struct {
-	db    *sqlx.DB
-	start map[string]int64
-}
-
-func newStatusMeter(ctx context.Context, db *sqlx.DB) *statusMeter {
-	return &statusMeter{db: db, start: globalStatus(ctx, db)}
-}
-
-// stop returns the counters' changes since the meter was made, nil when
-// the server could not be read.
-func (m *statusMeter) stop(ctx context.Context) map[string]int64 {
-	end := globalStatus(ctx, m.db)
-	if end == nil || m.start == nil {
-		return nil
-	}
-	out := make(map[string]int64, len(end))
-	for k, v := range end {
-		out[k] = v - m.start[k]
-	}
-	return out
-}
-
+// globalStatus reads statusCounters, nil when the server cannot tell.
 func globalStatus(ctx context.Context, db *sqlx.DB) map[string]int64 {
 	q := "SHOW GLOBAL STATUS WHERE Variable_name IN ('" + strings.Join(statusCounters, "','") + "')"
 	rows, err := db.QueryContext(ctx, q)

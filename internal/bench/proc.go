@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat CPU times (100 on
@@ -123,16 +125,19 @@ func loadAvg() string {
 }
 
 // cpuMeter measures the CPU used by a few processes and the machine over
-// one phase.
+// one phase, and the work the MySQL server counted meanwhile.
 type cpuMeter struct {
-	pids  map[string]int
-	start map[string][2]float64
-	mach  float64
-	at    time.Time
+	pids   map[string]int
+	start  map[string][2]float64
+	mach   float64
+	at     time.Time
+	db     *sqlx.DB
+	status map[string]int64 // statusCounters at the start
 }
 
-func newCPUMeter(pids map[string]int) *cpuMeter {
-	m := &cpuMeter{pids: map[string]int{}, start: map[string][2]float64{}, mach: machineCPUSeconds(), at: time.Now()}
+func newCPUMeter(ctx context.Context, db *sqlx.DB, pids map[string]int) *cpuMeter {
+	m := &cpuMeter{pids: map[string]int{}, start: map[string][2]float64{}, mach: machineCPUSeconds(), at: time.Now(),
+		db: db, status: globalStatus(ctx, db)}
 	for name, pid := range pids {
 		if pid > 0 {
 			m.pids[name] = pid
@@ -149,15 +154,25 @@ type CPUUse struct {
 	MachineSeconds float64            `json:"machine_cpu_s"`
 	Process        map[string]float64 `json:"process_cpu_s"`
 	ProcessSys     map[string]float64 `json:"process_sys_cpu_s"`
+	// MySQL is the change of the server's statusCounters over the phase
+	// (nil when they could not be read). On a shared server other
+	// clients' work counts too.
+	MySQL map[string]int64 `json:"mysql_status,omitempty"`
 }
 
-func (m *cpuMeter) stop() CPUUse {
+func (m *cpuMeter) stop(ctx context.Context) CPUUse {
 	u := CPUUse{WallSeconds: time.Since(m.at).Seconds(), MachineSeconds: machineCPUSeconds() - m.mach,
 		Process: map[string]float64{}, ProcessSys: map[string]float64{}}
 	for name, pid := range m.pids {
 		us, sy := cpuTimes(pid)
 		u.Process[name] = us + sy - m.start[name][0] - m.start[name][1]
 		u.ProcessSys[name] = sy - m.start[name][1]
+	}
+	if end := globalStatus(ctx, m.db); end != nil && m.status != nil {
+		u.MySQL = make(map[string]int64, len(end))
+		for k, v := range end {
+			u.MySQL[k] = v - m.status[k]
+		}
 	}
 	return u
 }

@@ -31,9 +31,6 @@ type Round struct {
 
 	CPU        map[string]CPUUse  `json:"cpu,omitempty"`
 	CPUProbeMs map[string]float64 `json:"cpu_probe_ms,omitempty"`
-	// MySQL holds each phase's change of the server's statement and row
-	// counters (statusCounters).
-	MySQL map[string]map[string]int64 `json:"mysql_status,omitempty"`
 }
 
 // rounds generates and pre-produces the events, then runs the rounds: the
@@ -155,12 +152,12 @@ func (r *runner) warmUp(ctx context.Context) error {
 func (r *runner) ceilingAgain(ctx context.Context, db *sqlx.DB, rows []row, best ceilingRun, round int, rd *Round) error {
 	r.settle(ctx, db)
 	r.probe("ceiling_"+best.Method, rd)
-	meter, status := newCPUMeter(r.pids()), newStatusMeter(ctx, db)
+	meter := newCPUMeter(ctx, db, r.pids())
 	run, err := runCeiling(ctx, db, rows, best.Method, best.Batch, best.Writers)
 	if err != nil {
 		return err
 	}
-	cpu, did := meter.stop(), status.stop(ctx)
+	cpu := meter.stop(ctx)
 	sum, err := checksum(ctx, db, ceilingTable, true)
 	if err != nil {
 		return err
@@ -172,22 +169,11 @@ func (r *runner) ceilingAgain(ctx context.Context, db *sqlx.DB, rows []row, best
 		return err
 	}
 	rd.CPU["ceiling"] = cpu
-	rd.setMySQL("ceiling", did)
 	rd.CeilingRowsPerSec = run.RowsPerSec
 	r.say("(a) CEILING %.0f rows/s (round %d): %s, batch %d, %d writers, %d rows in %.2f s. %s",
 		run.RowsPerSec, round, run.Method, run.Batch, run.Writers, run.Rows, run.Seconds, cpu)
-	r.say("    %s", statusLine(did, run.Rows))
+	r.say("    %s", statusLine(cpu.MySQL, run.Rows))
 	return nil
-}
-
-func (rd *Round) setMySQL(phase string, d map[string]int64) {
-	if d == nil {
-		return
-	}
-	if rd.MySQL == nil {
-		rd.MySQL = map[string]map[string]int64{}
-	}
-	rd.MySQL[phase] = d
 }
 
 // summarise sets the report's figures from the rounds: the median of each
