@@ -48,7 +48,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	sample := fs.Int("ceiling-sample", d.CeilingSampleRows, "rows written at each ceiling sweep point (the best point then writes all events)")
 	freshSecs := fs.Int("freshness-seconds", d.FreshnessSeconds, "seconds of posting in the freshness phase")
 	skipWarm := fs.Bool("skip-warmup", false, "skip the unmeasured run of (c) and (b) before round 1")
-	rounds := fs.Int("rounds", d.Rounds, "times (a) at its best point, (c) and (b) run back to back; the report gives their medians")
+	rounds := fs.Int("rounds", d.Rounds, "times (a) at its best point, (b) and (c) run back to back, (b) in the middle; the report gives their medians")
 	batchSize := fs.Int("batch-size", 0, "consumer batch_size for (b) and (c) (0: the pipeline default)")
 	consumeWriters := fs.Int("writers", 0, "consumer writers for (b) and (c) (0: the pipeline default)")
 	flushMS := fs.Int("flush-ms", 0, "consumer flush_ms for (b) and (c) (0: the pipeline default)")

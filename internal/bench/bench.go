@@ -118,7 +118,7 @@ func DefaultConfig() Config {
 		CeilingWriters:    []int{1, 2, 3},
 		CeilingSampleRows: 200_000,
 		FreshnessSeconds:  20,
-		Rounds:            5,
+		Rounds:            7,
 		MiningEvents:      10_000_000,
 		MiningUsers:       1_000_000,
 		MiningItems:       50_000,
@@ -1299,7 +1299,7 @@ func (r *runner) finish() {
 		mibStr(res.MySQLSettings["innodb_buffer_pool_size"]), res.MySQLSettings["innodb_flush_log_at_trx_commit"], res.MySQLSettings["log_bin"],
 		mibStr(res.MySQLSettings["innodb_log_file_size"]))
 	if n := len(res.Rounds); n > 1 {
-		fmt.Fprintf(r.out, "  medians of %d rounds, each (a) at its best point, (c) and (b) back to back on the same rows; CPU per event from round %d:\n", n, res.MedianRound)
+		fmt.Fprintf(r.out, "  medians of %d rounds, each (a) at its best point, (b) and (c) back to back on the same rows, (b) in the middle; CPU per event from round %d:\n", n, res.MedianRound)
 		for _, rd := range res.Rounds {
 			fmt.Fprintf(r.out, "      round %d: ceiling %7.0f rows/s, bare %7.0f events/s, e2e %7.0f events/s; e2e/ceiling %.2f, e2e/bare %.2f\n",
 				rd.Round, rd.CeilingRowsPerSec, rd.BareEventsPerSec, rd.E2EEventsPerSec, rd.RatioE2ECeiling, rd.RatioE2EBare)
