@@ -709,7 +709,8 @@ func (r *runner) settle(ctx context.Context, db *sqlx.DB) {
 	}
 	var dirty, history int64
 	for time.Since(t0) < 90*time.Second {
-		dirty, history = statusInt(ctx, db, "Innodb_buffer_pool_pages_dirty"), statusInt(ctx, db, "Innodb_history_list_length")
+		st := globalStatus(ctx, db, "Innodb_buffer_pool_pages_dirty", "Innodb_history_list_length")
+		dirty, history = st["Innodb_buffer_pool_pages_dirty"], st["Innodb_history_list_length"]
 		if (r.mysqld == nil || dirty < 200) && history < 1000 {
 			break
 		}
@@ -719,19 +720,10 @@ func (r *runner) settle(ctx context.Context, db *sqlx.DB) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	free, data := statusInt(ctx, db, "Innodb_buffer_pool_pages_free"), statusInt(ctx, db, "Innodb_buffer_pool_pages_data")
+	st := globalStatus(ctx, db, "Innodb_buffer_pool_pages_free", "Innodb_buffer_pool_pages_data")
+	free, data := st["Innodb_buffer_pool_pages_free"], st["Innodb_buffer_pool_pages_data"]
 	r.say("    (waited %.1f s for InnoDB to settle: %d dirty pages, history list %d; buffer pool %d pages free, %d with data)",
 		time.Since(t0).Seconds(), dirty, history, free, data)
-}
-
-func statusInt(ctx context.Context, db *sqlx.DB, name string) int64 {
-	var n string
-	var v int64
-	row := db.QueryRowxContext(ctx, "SHOW GLOBAL STATUS LIKE ?", name)
-	if err := row.Scan(&n, &v); err != nil {
-		return 0
-	}
-	return v
 }
 
 // openPipelineDB opens (creating and migrating) a pipeline database.

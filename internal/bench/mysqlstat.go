@@ -18,9 +18,10 @@ var statusCounters = []string{
 	"Handler_write", "Handler_update", "Handler_read_key",
 }
 
-// globalStatus reads statusCounters, nil when the server cannot tell.
-func globalStatus(ctx context.Context, db *sqlx.DB) map[string]int64 {
-	q := "SHOW GLOBAL STATUS WHERE Variable_name IN ('" + strings.Join(statusCounters, "','") + "')"
+// globalStatus reads the named global status counters (constants, not
+// user input) in one statement, nil when the server cannot tell.
+func globalStatus(ctx context.Context, db *sqlx.DB, names ...string) map[string]int64 {
+	q := "SHOW GLOBAL STATUS WHERE Variable_name IN ('" + strings.Join(names, "','") + "')"
 	rows, err := db.QueryContext(ctx, q)
 	if err != nil {
 		return nil

@@ -137,7 +137,7 @@ type cpuMeter struct {
 
 func newCPUMeter(ctx context.Context, db *sqlx.DB, pids map[string]int) *cpuMeter {
 	m := &cpuMeter{pids: map[string]int{}, start: map[string][2]float64{}, mach: machineCPUSeconds(), at: time.Now(),
-		db: db, status: globalStatus(ctx, db)}
+		db: db, status: globalStatus(ctx, db, statusCounters...)}
 	for name, pid := range pids {
 		if pid > 0 {
 			m.pids[name] = pid
@@ -168,7 +168,7 @@ func (m *cpuMeter) stop(ctx context.Context) CPUUse {
 		u.Process[name] = us + sy - m.start[name][0] - m.start[name][1]
 		u.ProcessSys[name] = sy - m.start[name][1]
 	}
-	if end := globalStatus(ctx, m.db); end != nil && m.status != nil {
+	if end := globalStatus(ctx, m.db, statusCounters...); end != nil && m.status != nil {
 		u.MySQL = make(map[string]int64, len(end))
 		for k, v := range end {
 			u.MySQL[k] = v - m.status[k]
