@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -348,7 +349,15 @@ func canonicalAttrs(raw []byte, compact, shared bool) (json.RawMessage, string) 
 // message (<, >, &, U+2028, U+2029), and whether raw is all ASCII.
 func rawEscapes(raw []byte) (escape, ascii bool) {
 	ascii = true
-	for i, c := range raw {
+	i := 0
+	for ; i+8 <= len(raw); i += 8 {
+		x := binary.LittleEndian.Uint64(raw[i:])
+		if x&highs|hasByte(x, '<')|hasByte(x, '>')|hasByte(x, '&') != 0 {
+			break
+		}
+	}
+	for ; i < len(raw); i++ {
+		c := raw[i]
 		switch {
 		case c == '<' || c == '>' || c == '&':
 			escape = true
@@ -370,6 +379,9 @@ func (d *decoder) peek() byte {
 }
 
 func (d *decoder) skipSpace() {
+	if d.pos < len(d.data) && d.data[d.pos] > ' ' {
+		return // compact JSON: no whitespace at all
+	}
 	start := d.pos
 	for d.pos < len(d.data) {
 		switch d.data[d.pos] {
@@ -419,10 +431,7 @@ func (d *decoder) literal(lit string) error {
 // readString reads the string starting at d.pos (a '"') and unescapes it.
 func (d *decoder) readString() (string, error) {
 	start := d.pos + 1
-	i := start
-	for i < len(d.data) && !stringStop[d.data[i]] {
-		i++
-	}
+	i := stringEnd(d.data, start)
 	switch {
 	case i == len(d.data):
 		d.pos = i
@@ -608,10 +617,11 @@ func (d *decoder) skipContainer(depth int) error {
 // skipString checks and skips the string starting at d.pos.
 func (d *decoder) skipString() error {
 	for i := d.pos + 1; i < len(d.data); i++ {
-		c := d.data[i]
-		if !stringStop[c] {
-			continue
+		i = stringEnd(d.data, i)
+		if i == len(d.data) {
+			break
 		}
+		c := d.data[i]
 		switch {
 		case c == '"':
 			d.pos = i + 1

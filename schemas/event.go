@@ -213,6 +213,9 @@ func checkToken(s string, max int, set *[256]bool, rule string) string {
 // checkText checks free text: valid UTF-8, no C0/C1 control characters
 // (U+0000-U+001F, U+007F-U+009F), at most max runes.
 func checkText(s string, max int) string {
+	if len(s) <= max && plainASCII(s) {
+		return ""
+	}
 	n := 0
 	for i := 0; i < len(s); n++ {
 		if c := s[i]; c < utf8.RuneSelf {
