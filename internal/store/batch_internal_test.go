@@ -18,6 +18,7 @@ func TestWithoutDuplicates(t *testing.T) {
 	shanghai := time.FixedZone("CST", 8*3600)
 	a, b, c := row("a", day1), row("b", day1), row("c-1", day1) // '-' inside an id
 	xDay1, xDay2 := row("x", day1), row("x", day2)
+	b2 := row("b", day1) // b's key again, later in the chunk
 	// 07:30 on Dec 2 in Shanghai is 23:30 on Dec 1 UTC: the key's date is UTC.
 	local := row("l", time.Date(2026, 12, 2, 7, 30, 0, 0, shanghai))
 	six := []*EventRow{row("r0", day1), row("r1", day2), row("r2", day1), row("r3", day2), row("r4", day1), row("r5", day2)}
@@ -43,6 +44,9 @@ func TestWithoutDuplicates(t *testing.T) {
 		{"non-UTC zone, local date", []*EventRow{a, local}, []string{maria("2026-12-02-l")}, 1, nil, false},
 		{"chunk order", six, []string{maria("2026-12-02-r5"), maria("2026-12-01-r2"), maria("2026-12-02-r1")}, 3,
 			[]*EventRow{six[0], six[3], six[4]}, true},
+		{"key twice in the chunk, the first inserted", []*EventRow{a, b, b2, c}, []string{maria("2026-12-01-b")}, 3, []*EventRow{a, b, c}, true},
+		{"key twice in the chunk, stored before", []*EventRow{a, b, b2, c}, []string{maria("2026-12-01-b"), maria("2026-12-01-b")}, 2,
+			[]*EventRow{a, c}, true},
 		{"row not in chunk", []*EventRow{a, b, c}, []string{maria("2026-12-01-z")}, 2, nil, false},
 		{"right id, wrong date", []*EventRow{a, b, c}, []string{maria("2026-12-02-b")}, 2, nil, false},
 		{"duplicated warning", []*EventRow{a, b, c}, []string{maria("2026-12-01-b"), maria("2026-12-01-b")}, 1, nil, false},

@@ -454,3 +454,53 @@ func TestWriterFewKeptWarningsRedoExactly(t *testing.T) {
 	}
 	checkRedelivered(t, db)
 }
+
+// TestWriterInBatchDuplicateFirstWins: of two events with one key in a
+// batch, the first is stored and counted, whichever way the batch is
+// written (LOAD DATA drops the second itself, INSERT after the writer's
+// in-batch map), and LOAD DATA's warnings name the dropped row without a
+// lookup.
+func TestWriterInBatchDuplicateFirstWins(t *testing.T) {
+	for _, noLoad := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no_load_data=%v", noLoad), func(t *testing.T) {
+			db, _ := mysqltest.New(t)
+			ctx := context.Background()
+			w := &store.Writer{DB: db, NoLoadData: noLoad}
+			at := time.Now().UTC().Truncate(time.Minute).Add(-time.Minute)
+			b := &store.Batch{Pipeline: "p", Topic: "t",
+				Events: []store.EventRow{
+					{Event: ev("d1", "share", "first", "u1", at), Partition: 0, Offset: 0},
+					{Event: ev("d2", "share", "other", "u2", at), Partition: 0, Offset: 1},
+					{Event: ev("d1", "share", "second", "u1", at), Partition: 0, Offset: 2},
+				},
+				Offsets: []store.OffsetAdvance{{Partition: 0, From: -1, To: 3}},
+			}
+			res, err := w.Write(ctx, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Inserted != 2 || res.Duplicates != 1 {
+				t.Fatalf("result = %+v, want 2 inserted, 1 duplicate", res)
+			}
+			var stored struct {
+				Item   string `db:"item_id"`
+				Offset int64  `db:"src_offset"`
+			}
+			if err := db.Get(&stored, "SELECT item_id, src_offset FROM events WHERE event_id = 'd1'"); err != nil {
+				t.Fatal(err)
+			}
+			if stored.Item != "first" || stored.Offset != 0 {
+				t.Fatalf("stored d1 = %+v, want item first from offset 0", stored)
+			}
+			if n := count(t, db, "SELECT COALESCE(SUM(cnt), 0) FROM item_counts_minute WHERE item_id = 'second'"); n != 0 {
+				t.Fatalf("count of item second = %d, want 0 (its event was a duplicate)", n)
+			}
+			if n := count(t, db, "SELECT SUM(cnt) FROM item_counts_minute WHERE item_id IN ('first', 'other')"); n != 2 {
+				t.Fatalf("counts of first and other = %d, want 2", n)
+			}
+			if st := w.Stats(); st.Lookups != 0 || st.LoadRedone != 0 {
+				t.Fatalf("writer stats = %+v, want no lookups or redone loads", st)
+			}
+		})
+	}
+}
