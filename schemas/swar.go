@@ -1,6 +1,9 @@
 package schemas
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
 // Word-at-a-time scans of the decoder's hot loops: eight bytes are tested
 // per step with the classic "has a byte less than n" and "has a zero byte"
@@ -42,16 +45,16 @@ func stringEnd(b []byte, i int) int {
 // plainASCII reports whether s is printable ASCII only (0x20-0x7e): then it
 // is valid UTF-8 free of control characters, one rune per byte.
 func plainASCII(s string) bool {
+	b := unsafe.Slice(unsafe.StringData(s), len(s)) // read only
 	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
 		if x&highs|hasLess(x, 0x20)|hasByte(x, 0x7f) != 0 {
 			return false
 		}
 	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f {
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c >= 0x7f {
 			return false
 		}
 	}
