@@ -17,9 +17,18 @@ import (
 // next to a partition with a backlog (a fixed partition-to-writer mapping
 // left one writer with the tail of the skewed partitions).
 //
-// Memory is bounded: a lane holds at most batchSize messages and all lanes
-// together at most totalCap; a producer (ConsumeClaim) blocks beyond that,
+// Memory is bounded: all lanes together hold at most totalCap messages and
+// a lane at most its limit; a producer (ConsumeClaim) blocks beyond that,
 // which stops sarama from fetching: backpressure.
+//
+// The limits split totalCap between the lanes in proportion to how far
+// each partition is behind its end (at most batchSize each), recomputed
+// with every batch taken or done. Equal limits let sarama fetch every
+// partition at the same pace, so with skewed partitions (by key) the
+// biggest backlog was worked off last, by one writer while the others
+// idled: with 6 partitions of 97,000-187,000 events, the smallest was done
+// 5 s before the largest. Proportional limits let the partitions furthest
+// behind fetch more, so all catch up together and lag stays even.
 type lanes struct {
 	batchSize int
 	flush     time.Duration
@@ -50,6 +59,7 @@ type lane struct {
 	head   int
 	n      int
 	busy   bool
+	limit  int       // most messages queued before push blocks; 0 until set by rebalance
 	since  time.Time // when the first queued message arrived
 	pos    int64     // committed next offset; -1 while kafka_offsets has no row
 	hw     int64     // the partition's end offset, as last fetched
@@ -66,6 +76,32 @@ func (ln *lane) len() int { return ln.n }
 
 // backlog is how far the lane's committed position is behind its end.
 func (ln *lane) backlog() int64 { return ln.hw - max(ln.pos, 0) }
+
+func (l *lanes) limitOf(ln *lane) int {
+	if ln.limit == 0 {
+		return l.batchSize
+	}
+	return ln.limit
+}
+
+// rebalance sets each lane's limit to its share of totalCap by backlog,
+// between a floor that keeps every lane flowing and batchSize. With
+// nothing behind, every lane may hold a batch.
+func (l *lanes) rebalance() {
+	var total int64
+	for _, ln := range l.all {
+		total += max(ln.backlog(), int64(ln.len()))
+	}
+	floor := max(min(chunkLen, l.batchSize), l.totalCap/(4*max(len(l.all), 1)))
+	for _, ln := range l.all {
+		if total == 0 {
+			ln.limit = l.batchSize
+			continue
+		}
+		share := int(int64(l.totalCap) * max(ln.backlog(), int64(ln.len())) / total)
+		ln.limit = min(max(share, floor), l.batchSize)
+	}
+}
 
 // held is a lane a writer took a batch from: its partition and committed
 // position, which the writer moves to the batch's end on commit.
@@ -117,7 +153,7 @@ func (l *lanes) push(ctx context.Context, d decoded, hw int64) bool {
 		l.byPart[d.part] = ln
 		l.all = append(l.all, ln)
 	}
-	for !l.closed && (ln.len() >= l.batchSize || l.buffered >= l.totalCap) {
+	for !l.closed && (ln.len() >= l.limitOf(ln) || l.buffered >= l.totalCap) {
 		ch := l.wakeP
 		l.waitingP++
 		l.mu.Unlock()
@@ -292,6 +328,7 @@ func (l *lanes) takeFrom(chosen []*lane, segs []seg) ([]seg, []held, bool) {
 		ln.busy = true
 		hs = append(hs, held{Part: ln.part, Pos: ln.pos})
 	}
+	l.rebalance()
 	l.wakeProducers()
 	return segs, hs, true
 }
@@ -323,7 +360,9 @@ func (l *lanes) done(hs []held, segs []seg) {
 		ln.pos = h.Pos
 		l.free += ln.len()
 	}
+	l.rebalance()
 	l.wakeWriters()
+	l.wakeProducers()
 }
 
 // close wakes everyone; push and take report false from then on.

@@ -228,3 +228,60 @@ func TestLanesClose(t *testing.T) {
 		}
 	}
 }
+
+// TestLanesLimitsFollowBacklog: the lanes' room is shared by backlog, so
+// the partition furthest behind may queue a full batch while one nearly
+// caught up blocks at the floor, and they catch up together.
+func TestLanesLimitsFollowBacklog(t *testing.T) {
+	const batch = 1000
+	l := newLanes(batch, time.Hour, 2, map[int32]int64{0: 0, 1: 0})
+	ctx := context.Background()
+	l.push(ctx, msg(0, 0), 100000)
+	l.push(ctx, msg(1, 0), 2000)
+	segs, hs, ok := l.take(ctx, nil) // idle pipeline: goes at once, and sets the limits
+	if !ok {
+		t.Fatal("take failed")
+	}
+	l.done(hs, segs)
+	if got := l.byPart[0].limit; got != batch {
+		t.Errorf("limit of the lane 100,000 behind = %d, want %d (a full batch)", got, batch)
+	}
+	if got := l.byPart[1].limit; got != chunkLen {
+		t.Errorf("limit of the lane 2,000 behind = %d, want the floor %d", got, chunkLen)
+	}
+	// The shallow lane's producer blocks at its limit; the deep one's does
+	// not. The first take held one lane (two lanes, two writers): the
+	// shallow lane still queues its first message.
+	if n := l.byPart[1].len(); n != 1 {
+		t.Fatalf("shallow lane queues %d, want 1", n)
+	}
+	for off := range int64(chunkLen - 1) {
+		l.push(ctx, msg(1, off+1), 2000)
+	}
+	blocked := make(chan struct{})
+	go func() {
+		l.push(ctx, msg(1, chunkLen), 2000)
+		close(blocked)
+	}()
+	for off := range int64(batch - 1) {
+		if !l.push(ctx, msg(0, off+1), 100000) {
+			t.Fatal("push to the deep lane failed")
+		}
+	}
+	select {
+	case <-blocked:
+		t.Fatalf("the shallow lane queued %d, past its limit %d", l.byPart[1].len(), l.byPart[1].limit)
+	case <-time.After(50 * time.Millisecond):
+	}
+	// Once nothing is behind, every lane may hold a batch again.
+	l.byPart[0].hw, l.byPart[1].hw = 0, 0
+	l.byPart[0].n, l.byPart[1].n = 0, 0
+	l.mu.Lock()
+	l.rebalance()
+	l.mu.Unlock()
+	if l.byPart[0].limit != batch || l.byPart[1].limit != batch {
+		t.Errorf("limits with nothing behind = %d, %d, want %d", l.byPart[0].limit, l.byPart[1].limit, batch)
+	}
+	l.close()
+	<-blocked
+}
