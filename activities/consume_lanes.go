@@ -59,7 +59,7 @@ type lane struct {
 	head   int
 	n      int
 	busy   bool
-	limit  int       // most messages queued before push blocks; 0 until set by rebalance
+	limit  int       // most messages queued before push blocks (rebalance sets it)
 	since  time.Time // when the first queued message arrived
 	pos    int64     // committed next offset; -1 while kafka_offsets has no row
 	hw     int64     // the partition's end offset, as last fetched
@@ -77,29 +77,21 @@ func (ln *lane) len() int { return ln.n }
 // backlog is how far the lane's committed position is behind its end.
 func (ln *lane) backlog() int64 { return ln.hw - max(ln.pos, 0) }
 
-func (l *lanes) limitOf(ln *lane) int {
-	if ln.limit == 0 {
-		return l.batchSize
-	}
-	return ln.limit
-}
-
 // rebalance sets each lane's limit to its share of totalCap by backlog,
 // between a floor that keeps every lane flowing and batchSize. With
 // nothing behind, every lane may hold a batch.
 func (l *lanes) rebalance() {
+	behind := func(ln *lane) int64 { return max(ln.backlog(), int64(ln.len())) }
 	var total int64
 	for _, ln := range l.all {
-		total += max(ln.backlog(), int64(ln.len()))
+		total += behind(ln)
 	}
 	floor := max(min(chunkLen, l.batchSize), l.totalCap/(4*max(len(l.all), 1)))
 	for _, ln := range l.all {
-		if total == 0 {
-			ln.limit = l.batchSize
-			continue
+		ln.limit = l.batchSize
+		if total > 0 {
+			ln.limit = min(max(int(int64(l.totalCap)*behind(ln)/total), floor), l.batchSize)
 		}
-		share := int(int64(l.totalCap) * max(ln.backlog(), int64(ln.len())) / total)
-		ln.limit = min(max(share, floor), l.batchSize)
 	}
 }
 
@@ -119,7 +111,7 @@ func newLanes(batchSize int, flush time.Duration, writers int, positions map[int
 		wakeAt: int(^uint(0) >> 1),
 	}
 	for p, pos := range positions {
-		ln := &lane{part: p, pos: pos}
+		ln := &lane{part: p, pos: pos, limit: batchSize}
 		l.byPart[p] = ln
 		l.all = append(l.all, ln)
 	}
@@ -149,11 +141,11 @@ func (l *lanes) push(ctx context.Context, d decoded, hw int64) bool {
 	l.mu.Lock()
 	ln := l.byPart[d.part]
 	if ln == nil {
-		ln = &lane{part: d.part, pos: -1}
+		ln = &lane{part: d.part, pos: -1, limit: l.batchSize}
 		l.byPart[d.part] = ln
 		l.all = append(l.all, ln)
 	}
-	for !l.closed && (ln.len() >= l.limitOf(ln) || l.buffered >= l.totalCap) {
+	for !l.closed && (ln.len() >= ln.limit || l.buffered >= l.totalCap) {
 		ch := l.wakeP
 		l.waitingP++
 		l.mu.Unlock()

@@ -201,6 +201,15 @@ var quotedKeys = func() (k [numFields]string) {
 	return k
 }()
 
+// keysByInitial lists, for a key's first byte, the fields whose name
+// starts with it (channel and city share 'c').
+var keysByInitial = func() (t [256][]int) {
+	for f, name := range fieldNames {
+		t[name[0]] = append(t[name[0]], f)
+	}
+	return t
+}()
+
 // key reads a member's key (d.pos at its '"') and the colon after it, and
 // returns the key's field index (-1 when unknown). The keys of compact JSON
 // match quotedKeys whole, which spares scanning them as strings (a third
@@ -208,31 +217,13 @@ var quotedKeys = func() (k [numFields]string) {
 // BenchmarkDecodeEventShared); anything else (escapes, spaces before the
 // colon, unknown keys) takes the general path.
 func (d *decoder) key() (int, string, error) {
-	if rest := d.str[d.pos:]; len(rest) > 2 {
-		f := -1
-		switch rest[1] {
-		case 'e':
-			f = fieldEventID
-		case 't':
-			f = fieldType
-		case 'o':
-			f = fieldOccurredAt
-		case 'u':
-			f = fieldUserID
-		case 'i':
-			f = fieldItemID
-		case 'c':
-			f = fieldCity
-			if rest[2] == 'h' {
-				f = fieldChannel
+	if rest := d.str[d.pos:]; len(rest) > 1 {
+		for _, f := range keysByInitial[rest[1]] {
+			if strings.HasPrefix(rest, quotedKeys[f]) {
+				d.pos += len(quotedKeys[f])
+				d.skipSpace()
+				return f, fieldNames[f], nil
 			}
-		case 'a':
-			f = fieldAttrs
-		}
-		if f >= 0 && strings.HasPrefix(rest, quotedKeys[f]) {
-			d.pos += len(quotedKeys[f])
-			d.skipSpace()
-			return f, fieldNames[f], nil
 		}
 	}
 	key, err := d.readString()
