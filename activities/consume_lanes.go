@@ -139,10 +139,10 @@ func (l *lanes) wakeProducers() {
 // reports false when ctx ended or the lanes closed.
 func (l *lanes) push(ctx context.Context, d decoded, hw int64) bool {
 	l.mu.Lock()
-	ln := l.byPart[d.part]
+	ln := l.byPart[d.row.Partition]
 	if ln == nil {
-		ln = &lane{part: d.part, pos: -1, limit: l.batchSize}
-		l.byPart[d.part] = ln
+		ln = &lane{part: d.row.Partition, pos: -1, limit: l.batchSize}
+		l.byPart[d.row.Partition] = ln
 		l.all = append(l.all, ln)
 	}
 	for !l.closed && (ln.len() >= ln.limit || l.buffered >= l.totalCap) {

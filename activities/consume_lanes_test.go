@@ -6,16 +6,20 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicedata/sluice/internal/store"
 )
 
-func msg(p int32, off int64) decoded { return decoded{part: p, offset: off} }
+func msg(p int32, off int64) decoded {
+	return decoded{row: store.EventRow{Partition: p, Offset: off}}
+}
 
 func offsetsOf(segs []seg) map[int32][]int64 {
 	out := map[int32][]int64{}
 	for _, sg := range segs {
 		for i := sg.from; i < sg.to; i++ {
 			d := &sg.c.d[i]
-			out[d.part] = append(out[d.part], d.offset)
+			out[d.row.Partition] = append(out[d.row.Partition], d.row.Offset)
 		}
 	}
 	return out

@@ -67,3 +67,87 @@ func (c Counts) AppendKeys(dst []MinuteKey) []MinuteKey {
 	slices.SortFunc(dst[start:], MinuteKey.Compare)
 	return dst
 }
+
+// Tally counts one batch of events by MinuteKey, as Counts.Add does, for
+// the stream writer: its map key holds the minute as Unix seconds instead
+// of a time.Time and each bucket's count sits next to its key, so a batch
+// is one map lookup per event and one sort of its buckets (Counts.Add,
+// AppendKeys and the lookups of each key's count were a sixth of the
+// worker's CPU, pprof). The zero Tally is ready to use.
+type Tally struct {
+	idx     map[tallyKey]int32
+	buckets []Bucket
+	order   []*Bucket
+}
+
+// Bucket is one minute bucket of a Tally and its count.
+type Bucket struct {
+	Key MinuteKey
+	N   int64
+	min int64 // Key.Minute in Unix seconds
+}
+
+type tallyKey struct {
+	min                      int64
+	typ, item, channel, city string
+}
+
+// Add counts e in its bucket (KeyOf(e)).
+func (t *Tally) Add(e *schemas.Event) {
+	u := e.OccurredAt.Unix()
+	m := u - (u%60+60)%60 // floor to the minute, also before 1970
+	k := tallyKey{min: m, typ: e.Type, item: e.ItemID, channel: e.Channel, city: e.City}
+	if i, ok := t.idx[k]; ok {
+		t.buckets[i].N++
+		return
+	}
+	if t.idx == nil {
+		t.idx = map[tallyKey]int32{}
+	}
+	t.idx[k] = int32(len(t.buckets))
+	t.buckets = append(t.buckets, Bucket{
+		Key: MinuteKey{Minute: time.Unix(m, 0).UTC(), Type: e.Type, ItemID: e.ItemID, Channel: e.Channel, City: e.City},
+		N:   1, min: m,
+	})
+}
+
+// Sorted returns the buckets in MinuteKey.Compare order, the order
+// concurrent writers take the rows' locks in. The slice is the Tally's own.
+func (t *Tally) Sorted() []*Bucket {
+	t.order = t.order[:0]
+	for i := range t.buckets {
+		t.order = append(t.order, &t.buckets[i])
+	}
+	// Pointers, not the buckets themselves: moving 100-byte structs was
+	// most of the sort's time.
+	slices.SortFunc(t.order, func(a, b *Bucket) int {
+		if a.min != b.min {
+			if a.min < b.min {
+				return -1
+			}
+			return 1
+		}
+		if c := strings.Compare(a.Key.Type, b.Key.Type); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Key.ItemID, b.Key.ItemID); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Key.Channel, b.Key.Channel); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key.City, b.Key.City)
+	})
+	return t.order
+}
+
+// Len is the number of buckets.
+func (t *Tally) Len() int { return len(t.buckets) }
+
+// Reset empties t, keeping its memory, and lets go of the events' strings.
+func (t *Tally) Reset() {
+	clear(t.idx)
+	clear(t.buckets)
+	clear(t.order)
+	t.buckets, t.order = t.buckets[:0], t.order[:0]
+}

@@ -58,8 +58,24 @@ type Batch struct {
 	Pipeline string
 	Topic    string
 	Events   []EventRow
-	Dead     []DeadLetter
-	Offsets  []OffsetAdvance
+	// Refs are more events, by reference, written after Events: the
+	// consumer hands over the rows of its queue rather than copying them.
+	Refs    []*EventRow
+	Dead    []DeadLetter
+	Offsets []OffsetAdvance
+}
+
+// EventCount is the number of events in b, Events and Refs together.
+func (b *Batch) EventCount() int { return len(b.Events) + len(b.Refs) }
+
+// eachEvent calls f with every event of b, Events first.
+func (b *Batch) eachEvent(f func(*EventRow)) {
+	for i := range b.Events {
+		f(&b.Events[i])
+	}
+	for _, r := range b.Refs {
+		f(r)
+	}
 }
 
 // Result says what a committed batch changed.
@@ -210,20 +226,17 @@ func (w *Writer) writeOnce(ctx context.Context, b *Batch, mode int) (res Result,
 	defer putScratch(sc)
 	rows := sc.rows[:0]
 	if mode == modeLoad {
-		for i := range b.Events {
-			rows = append(rows, &b.Events[i])
-		}
+		b.eachEvent(func(r *EventRow) { rows = append(rows, r) })
 	} else {
 		seen := sc.seen
-		for i := range b.Events {
-			r := &b.Events[i]
+		b.eachEvent(func(r *EventRow) {
 			k := keyOf(&r.Event)
 			if _, dup := seen[k]; dup {
-				continue
+				return
 			}
 			seen[k] = struct{}{}
 			rows = append(rows, r)
-		}
+		})
 	}
 	sc.rows = rows
 	ingestID := newIngestID()
@@ -240,7 +253,7 @@ func (w *Writer) writeOnce(ctx context.Context, b *Batch, mode int) (res Result,
 	}
 	res.Inserted = len(fresh)
 	// Everything that is neither new nor refused by MySQL was a duplicate.
-	res.Duplicates = len(b.Events) - len(fresh) - (len(dead) - len(b.Dead))
+	res.Duplicates = b.EventCount() - len(fresh) - (len(dead) - len(b.Dead))
 
 	// 3. Dead letters.
 	if err := insertDeadLetters(ctx, tx, b, dead, now); err != nil {
@@ -707,19 +720,21 @@ func upsertCounts(ctx context.Context, tx *sqlx.Tx, fresh []*EventRow, now time.
 	if len(fresh) == 0 {
 		return 0, nil
 	}
-	counts := sc.counts
+	tally := &sc.tally
 	for _, r := range fresh {
-		counts.Add(&r.Event)
+		tally.Add(&r.Event)
 	}
 	// A fixed order keeps concurrent writers from deadlocking on each other.
-	keys := counts.AppendKeys(sc.keys[:0])
-	sc.keys = keys
+	buckets := tally.Sorted()
 	nowLit := appendQuotedTime(nil, now, true)
+	pooled := stmtBufs.Get().(*[]byte)
+	defer stmtBufs.Put(pooled)
 	const chunk = 2000
-	for start := 0; start < len(keys); start += chunk {
-		part := keys[start:min(start+chunk, len(keys))]
-		b := append(make([]byte, 0, 64+len(part)*96), "INSERT INTO item_counts_minute (event_date, minute_start, type, item_id, channel, city, cnt, updated_at) VALUES "...)
-		for i, k := range part {
+	for start := 0; start < len(buckets); start += chunk {
+		part := buckets[start:min(start+chunk, len(buckets))]
+		b := append((*pooled)[:0], "INSERT INTO item_counts_minute (event_date, minute_start, type, item_id, channel, city, cnt, updated_at) VALUES "...)
+		for i, bk := range part {
+			k := &bk.Key
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -736,41 +751,40 @@ func upsertCounts(ctx context.Context, tx *sqlx.Tx, fresh []*EventRow, now time.
 			b = append(b, ',')
 			b = sqltext.AppendQuoted(b, k.City)
 			b = append(b, ',')
-			b = strconv.AppendInt(b, counts[k], 10)
+			b = strconv.AppendInt(b, bk.N, 10)
 			b = append(b, ',')
 			b = append(b, nowLit...)
 			b = append(b, ')')
 		}
 		b = append(b, " ON DUPLICATE KEY UPDATE cnt = cnt + VALUES(cnt), updated_at = VALUES(updated_at)"...)
+		*pooled = b
 		if _, err := tx.ExecContext(ctx, string(b)); err != nil {
 			return 0, fmt.Errorf("upserting %d minute counts: %w", len(part), err)
 		}
 	}
-	return len(keys), nil
+	return len(buckets), nil
 }
 
 // scratch is what writing a batch needs besides its statements, reused
 // across batches (a 20000-event batch made a few MB of maps and slices).
 type scratch struct {
-	seen   map[rowKey]struct{}
-	rows   []*EventRow
-	fresh  []*EventRow
-	counts aggregate.Counts
-	keys   []aggregate.MinuteKey
+	seen  map[rowKey]struct{}
+	rows  []*EventRow
+	fresh []*EventRow
+	tally aggregate.Tally
 }
 
 var scratches = sync.Pool{New: func() any {
-	return &scratch{seen: map[rowKey]struct{}{}, counts: aggregate.Counts{}}
+	return &scratch{seen: map[rowKey]struct{}{}}
 }}
 
 func getScratch() *scratch { return scratches.Get().(*scratch) }
 
 func putScratch(sc *scratch) {
 	clear(sc.seen)
-	clear(sc.counts)
+	sc.tally.Reset()
 	clear(sc.rows[:cap(sc.rows)])
 	clear(sc.fresh[:cap(sc.fresh)])
-	clear(sc.keys[:cap(sc.keys)])
 	scratches.Put(sc)
 }
 
