@@ -16,9 +16,10 @@ type ConsumeInput struct {
 	// committed offsets are informational: MySQL's kafka_offsets is the truth.
 	Group string `json:"group,omitempty"`
 	// BatchSize is the most messages one MySQL transaction carries (default
-	// 20000, at most 50000). Bigger transactions fold more events into each
+	// 30000, at most 50000). Bigger transactions fold more events into each
 	// item_counts_minute row and amortise the offset fence and the commit;
-	// under light load batches are as small as what has arrived.
+	// under light load batches are as small as what has arrived. The lanes
+	// hold up to Writers x BatchSize messages.
 	BatchSize int `json:"batch_size,omitempty"`
 	// FlushMillis is the longest a partial batch waits before it is written
 	// (default 100; 200 left a pipeline at half its peak rate writing with
@@ -65,7 +66,7 @@ func (in ConsumeInput) WithDefaults() ConsumeInput {
 		in.Group = "sluice-" + in.Pipeline
 	}
 	if in.BatchSize == 0 {
-		in.BatchSize = 20000
+		in.BatchSize = 30000
 	}
 	if in.FlushMillis == 0 {
 		in.FlushMillis = 100
