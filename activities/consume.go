@@ -597,6 +597,11 @@ func (w *partWriter) run(ctx context.Context) {
 		var hs []held
 		var ok bool
 		segs, hs, ok = w.lanes.take(ctx, segs[:0])
+		if d := w.lanes.takeStarved(); d > 0 {
+			w.c.mu.Lock()
+			w.c.prog.WriterWaitSeconds += d.Seconds()
+			w.c.mu.Unlock()
+		}
 		if !ok {
 			return // session over: unwritten messages are re-read from stored offsets
 		}

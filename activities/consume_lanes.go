@@ -49,20 +49,24 @@ type lanes struct {
 	// batch: a push that reaches it wakes them.
 	wakeAt int
 	spare  []*chunk // emptied chunks, reused by push
+	// starved is how long writers waited in take while some partition's
+	// end lay beyond what had been read of it (takeStarved reads it).
+	starved time.Duration
 }
 
 type lane struct {
 	part int32
 	// chunks hold the queue: chunks[0].d[head:] first, then the rest of
 	// the chunks, so memory follows what is queued, not the lane's peak.
-	chunks []*chunk
-	head   int
-	n      int
-	busy   bool
-	limit  int       // most messages queued before push blocks (rebalance sets it)
-	since  time.Time // when the first queued message arrived
-	pos    int64     // committed next offset; -1 while kafka_offsets has no row
-	hw     int64     // the partition's end offset, as last fetched
+	chunks  []*chunk
+	head    int
+	n       int
+	busy    bool
+	limit   int       // most messages queued before push blocks (rebalance sets it)
+	since   time.Time // when the first queued message arrived
+	pos     int64     // committed next offset; -1 while kafka_offsets has no row
+	hw      int64     // the partition's end offset, as last fetched
+	fetched int64     // the offset after the last message pushed
 }
 
 const chunkLen = 256
@@ -172,6 +176,7 @@ func (l *lanes) push(ctx context.Context, d decoded, hw int64) bool {
 	last.n++
 	ln.n++
 	ln.hw = max(ln.hw, hw)
+	ln.fetched = max(ln.fetched, d.row.Offset+1)
 	l.buffered++
 	if !ln.busy {
 		l.free++
@@ -211,6 +216,7 @@ func (l *lanes) take(ctx context.Context, segs []seg) ([]seg, []held, bool) {
 		}
 	}()
 	var chosen []*lane
+	start, behind := time.Now(), l.unread()
 	for {
 		if l.closed || ctx.Err() != nil {
 			return segs, nil, false
@@ -254,6 +260,9 @@ func (l *lanes) take(ctx context.Context, segs []seg) ([]seg, []held, bool) {
 				age = max(age, now.Sub(ln.since))
 			}
 			if sum >= l.batchSize || age >= l.flush || l.buffered >= l.totalCap || busy == 0 {
+				if behind {
+					l.starved += time.Since(start)
+				}
 				return l.takeFrom(chosen, segs)
 			}
 			wait = l.flush - age
@@ -323,6 +332,26 @@ func (l *lanes) takeFrom(chosen []*lane, segs []seg) ([]seg, []held, bool) {
 	l.rebalance()
 	l.wakeProducers()
 	return segs, hs, true
+}
+
+// unread reports whether some partition has messages in Kafka beyond
+// what has been read of it.
+func (l *lanes) unread() bool {
+	for _, ln := range l.all {
+		if ln.hw > max(ln.fetched, ln.pos) {
+			return true
+		}
+	}
+	return false
+}
+
+// takeStarved returns the writers' starved time since the last call.
+func (l *lanes) takeStarved() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d := l.starved
+	l.starved = 0
+	return d
 }
 
 func (l *lanes) newChunk() *chunk {

@@ -289,3 +289,31 @@ func TestLanesLimitsFollowBacklog(t *testing.T) {
 	l.close()
 	<-blocked
 }
+
+// TestLanesStarvedTime: a writer's wait counts as starved only while Kafka
+// holds more of a partition than has been read.
+func TestLanesStarvedTime(t *testing.T) {
+	ctx := context.Background()
+	wait := func(l *lanes, off, hw int64) {
+		t.Helper()
+		l.byPart[1].busy = true // another batch in flight: take waits for flush
+		l.push(ctx, msg(0, off), hw)
+		if _, hs, ok := l.take(ctx, nil); !ok || len(hs) != 1 {
+			t.Fatalf("take = %v, %v", hs, ok)
+		}
+		l.byPart[0].busy, l.byPart[1].busy = false, false
+	}
+	const flush = 60 * time.Millisecond
+	l := newLanes(100, flush, 2, map[int32]int64{0: -1, 1: -1})
+	wait(l, 0, 1) // partition 0 read up to its end
+	if d := l.takeStarved(); d != 0 {
+		t.Fatalf("starved %s with nothing left unread, want 0", d)
+	}
+	wait(l, 1, 50) // 48 messages of partition 0 not read yet
+	if d := l.takeStarved(); d < flush/2 {
+		t.Fatalf("starved %s while waiting %s with messages unread, want about %s", d, flush, flush)
+	}
+	if d := l.takeStarved(); d != 0 {
+		t.Fatalf("takeStarved did not reset: %s", d)
+	}
+}

@@ -170,6 +170,11 @@ type ConsumeProgress struct {
 	EventsPerSec float64 `json:"events_per_sec"`
 	// LastBatchMillis is the latency of the last MySQL transaction.
 	LastBatchMillis float64 `json:"last_batch_ms"`
+	// WriterWaitSeconds is the time the writers spent waiting for messages
+	// while Kafka held more of their partitions than had been read. With a
+	// backlog MySQL should be what limits the pipeline; time here means
+	// reading from Kafka kept the writers waiting.
+	WriterWaitSeconds float64 `json:"writer_wait_s"`
 	// LastError is the most recent write or fetch error, if any.
 	LastError string    `json:"last_error,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`

@@ -855,15 +855,19 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	}
 	meter := newCPUMeter(ctx, db, r.pids())
 	t0 := time.Now()
-	done := make(chan error, 1)
+	type loopEnd struct {
+		prog activities.ConsumeProgress
+		err  error
+	}
+	done := make(chan loopEnd, 1)
 	go func() {
-		_, err := acts.ConsumeLoop(lctx, in, nil)
-		done <- err
+		prog, err := acts.ConsumeLoop(lctx, in, nil)
+		done <- loopEnd{prog, err}
 	}()
 	check := func() error {
 		select {
-		case err := <-done:
-			return fmt.Errorf("ConsumeLoop returned early: %v", err)
+		case end := <-done:
+			return fmt.Errorf("ConsumeLoop returned early: %v", end.err)
 		default:
 			return nil
 		}
@@ -878,8 +882,10 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 		r.say("    CPU profile of this process during (c) written to %s", r.cfg.CPUProfile)
 	}
 	cancel()
+	writerWait := -1.0
 	select {
-	case <-done:
+	case end := <-done:
+		writerWait = end.prog.WriterWaitSeconds
 	case <-time.After(15 * time.Second):
 		r.say("    (ConsumeLoop did not return within 15 s of cancellation)")
 	}
@@ -897,6 +903,10 @@ func (r *runner) bare(ctx context.Context, round int, rd *Round) error {
 	r.say("(c) BARE %.0f events/s (round %d): %d events from ConsumeLoop's start to kafka_offsets = end offsets in %.2f s (first commit after %.2f s). %s",
 		rd.BareEventsPerSec, round, r.cfg.Events, secs, rd.BareFirstCommitSecs, cpu)
 	r.say("    %s", statusLine(cpu.MySQL, r.cfg.Events))
+	if writerWait >= 0 {
+		r.say("    the %d writers waited %.2f s in all for messages while Kafka held unread ones (writer_wait_s; %.0f %% of their time)",
+			in.Writers, writerWait, 100*writerWait/(float64(in.Writers)*secs))
+	}
 	return nil
 }
 
