@@ -4,6 +4,7 @@
 package aggregate
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"time"
@@ -35,6 +36,11 @@ func (k MinuteKey) Compare(o MinuteKey) int {
 	if c := k.Minute.Compare(o.Minute); c != 0 {
 		return c
 	}
+	return compareTuple(&k, &o)
+}
+
+// compareTuple orders keys of the same minute by (type, item, channel, city).
+func compareTuple(k, o *MinuteKey) int {
 	if c := strings.Compare(k.Type, o.Type); c != 0 {
 		return c
 	}
@@ -121,28 +127,13 @@ func (t *Tally) Sorted() []*Bucket {
 	// Pointers, not the buckets themselves: moving 100-byte structs was
 	// most of the sort's time.
 	slices.SortFunc(t.order, func(a, b *Bucket) int {
-		if a.min != b.min {
-			if a.min < b.min {
-				return -1
-			}
-			return 1
-		}
-		if c := strings.Compare(a.Key.Type, b.Key.Type); c != 0 {
+		if c := cmp.Compare(a.min, b.min); c != 0 {
 			return c
 		}
-		if c := strings.Compare(a.Key.ItemID, b.Key.ItemID); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Key.Channel, b.Key.Channel); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Key.City, b.Key.City)
+		return compareTuple(&a.Key, &b.Key)
 	})
 	return t.order
 }
-
-// Len is the number of buckets.
-func (t *Tally) Len() int { return len(t.buckets) }
 
 // Reset empties t, keeping its memory, and lets go of the events' strings.
 func (t *Tally) Reset() {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,14 +69,12 @@ type Batch struct {
 // EventCount is the number of events in b, Events and Refs together.
 func (b *Batch) EventCount() int { return len(b.Events) + len(b.Refs) }
 
-// eachEvent calls f with every event of b, Events first.
-func (b *Batch) eachEvent(f func(*EventRow)) {
+// appendRows appends a pointer to every event of b to dst, Events first.
+func (b *Batch) appendRows(dst []*EventRow) []*EventRow {
 	for i := range b.Events {
-		f(&b.Events[i])
+		dst = append(dst, &b.Events[i])
 	}
-	for _, r := range b.Refs {
-		f(r)
-	}
+	return append(dst, b.Refs...)
 }
 
 // Result says what a committed batch changed.
@@ -224,18 +223,16 @@ func (w *Writer) writeOnce(ctx context.Context, b *Batch, mode int) (res Result,
 	// count both, needs the in-batch map (4 % of the worker's CPU, pprof).
 	sc := getScratch()
 	defer putScratch(sc)
-	rows := sc.rows[:0]
-	if mode == modeLoad {
-		b.eachEvent(func(r *EventRow) { rows = append(rows, r) })
-	} else {
+	rows := b.appendRows(sc.rows[:0])
+	if mode != modeLoad {
 		seen := sc.seen
-		b.eachEvent(func(r *EventRow) {
+		rows = slices.DeleteFunc(rows, func(r *EventRow) bool {
 			k := keyOf(&r.Event)
 			if _, dup := seen[k]; dup {
-				return
+				return true
 			}
 			seen[k] = struct{}{}
-			rows = append(rows, r)
+			return false
 		})
 	}
 	sc.rows = rows
