@@ -41,6 +41,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process during the bare loop (c) to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile of this process 3 s into the bare loop (c) to this file")
 	workerProfile := fs.String("worker-cpuprofile", "", "write a CPU profile of the worker process over the first 5 s of (b) to this file (and its allocations to FILE.allocs)")
+	e2eProfile := fs.String("e2e-cpuprofile", "", "write a CPU profile of this process (broker, Temporal server) during the first round of (b) to this file")
 	freshProfile := fs.String("fresh-cpuprofile", "", "write a CPU profile of this process (collector, broker, Temporal server) while (d) posts to this file")
 	freshWorkerProfile := fs.String("fresh-worker-cpuprofile", "", "write a CPU profile of the worker over 10 s of (d), from 5 s in, to this file")
 	batches := fs.String("ceiling-batches", joinInts(d.CeilingBatches), "comma-separated batch sizes of the ceiling sweep")
@@ -62,6 +63,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	cfg.MemProfile = *memProfile
 	cfg.WorkerCPUProfile = *workerProfile
 	cfg.FreshCPUProfile, cfg.FreshWorkerCPUProfile = *freshProfile, *freshWorkerProfile
+	cfg.E2ECPUProfile = *e2eProfile
 	cfg.SkipFreshness, cfg.SkipCeiling, cfg.SkipBare, cfg.SkipE2E = *skipFresh, *skipCeiling, *skipBare, *skipE2E
 	cfg.SkipScale, cfg.SkipMining = *skipScale, *skipMining
 	cfg.MiningEvents, cfg.MiningUsers, cfg.MiningItems, cfg.MiningDays = *miningEvents, *miningUsers, *miningItems, *miningDays

@@ -91,6 +91,10 @@ type Config struct {
 	// WorkerCPUProfile, when set, receives a CPU profile of the worker
 	// process over the first 5 s of the first end-to-end round (b).
 	WorkerCPUProfile string
+	// E2ECPUProfile, when set, receives a CPU profile of this process (the
+	// broker, the Temporal server, the bench's own sampling) during the
+	// first end-to-end round (b).
+	E2ECPUProfile string
 	// FreshCPUProfile, when set, receives a CPU profile of this process
 	// (collector, broker, Temporal server) while (d) posts.
 	FreshCPUProfile string
@@ -114,7 +118,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Events:            1_000_000,
-		CeilingBatches:    []int{1000, 2000, 5000, 20000},
+		CeilingBatches:    []int{1000, 2000, 5000, 20000, 50000},
 		CeilingWriters:    []int{1, 2, 3},
 		CeilingSampleRows: 200_000,
 		FreshnessSeconds:  20,
@@ -993,6 +997,16 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 		ID: devstack.StreamWorkflowID(pipeline), TaskQueue: tq,
 	}, workflows.StreamIngestName, in); err != nil {
 		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
+	}
+	if r.cfg.E2ECPUProfile != "" && round == 1 {
+		stopProfile, err := startCPUProfile(r.cfg.E2ECPUProfile)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopProfile()
+			r.say("    CPU profile of this process during (b) written to %s", r.cfg.E2ECPUProfile)
+		}()
 	}
 	profiled := make(chan error, 1)
 	profileWorker := r.cfg.WorkerCPUProfile != "" && round == 1
