@@ -16,7 +16,7 @@ type ConsumeInput struct {
 	// committed offsets are informational: MySQL's kafka_offsets is the truth.
 	Group string `json:"group,omitempty"`
 	// BatchSize is the most messages one MySQL transaction carries (default
-	// 30000, at most 50000). Bigger transactions fold more events into each
+	// 50000, the most allowed). Bigger transactions fold more events into each
 	// item_counts_minute row and amortise the offset fence and the commit;
 	// under light load batches are as small as what has arrived. The lanes
 	// hold up to Writers x BatchSize messages.
@@ -69,7 +69,7 @@ func (in ConsumeInput) WithDefaults() ConsumeInput {
 		in.Group = "sluice-" + in.Pipeline
 	}
 	if in.BatchSize == 0 {
-		in.BatchSize = 30000
+		in.BatchSize = 50000
 	}
 	if in.FlushMillis == 0 {
 		in.FlushMillis = 100
