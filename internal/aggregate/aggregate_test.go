@@ -98,3 +98,36 @@ func TestTallyAgreesWithCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestTallyKeepsLookalikeKeysApart: Tally hashes type, channel and city by
+// their lengths and end bytes only, so keys that differ inside those
+// fields (or by an empty field) land in the same probe chain and must
+// still count apart.
+func TestTallyKeepsLookalikeKeysApart(t *testing.T) {
+	at := time.Date(2026, 12, 2, 3, 0, 30, 0, time.UTC)
+	var events []schemas.Event
+	for _, city := range []string{"shanghai", "shenghai", "sxxxxxxi", ""} {
+		for _, ch := range []string{"wechat", "wxxxxt", ""} {
+			for _, typ := range []string{"share", "sxxxe"} {
+				for n := 0; n < 3; n++ {
+					events = append(events, schemas.Event{Type: typ, ItemID: "r1", Channel: ch, City: city, OccurredAt: at})
+				}
+			}
+		}
+	}
+	var tally Tally
+	counts := Counts{}
+	for i := range events {
+		tally.Add(&events[i])
+		counts.Add(&events[i])
+	}
+	got := tally.Sorted()
+	if len(got) != len(counts) || len(got) != 4*3*2 {
+		t.Fatalf("%d buckets, counts has %d, want 24", len(got), len(counts))
+	}
+	for _, b := range got {
+		if b.N != 3 || counts[b.Key] != 3 {
+			t.Fatalf("bucket %+v counts %d (Counts %d), want 3", b.Key, b.N, counts[b.Key])
+		}
+	}
+}
