@@ -992,21 +992,21 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	in := workflows.StreamIngestInput{ConsumeInput: r.consumeInput(pipeline)}
 	r.probe("e2e", rd)
 	meter := newCPUMeter(ctx, db, r.pids())
+	// The profile of this process covers the timed window only: it stops
+	// once the pipeline caught up, before the checks.
+	stopProfile := func() {}
+	if r.cfg.E2ECPUProfile != "" && round == 1 {
+		var err error
+		if stopProfile, err = startCPUProfile(r.cfg.E2ECPUProfile); err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	t0 := time.Now()
 	if _, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: devstack.StreamWorkflowID(pipeline), TaskQueue: tq,
 	}, workflows.StreamIngestName, in); err != nil {
 		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
-	}
-	if r.cfg.E2ECPUProfile != "" && round == 1 {
-		stopProfile, err := startCPUProfile(r.cfg.E2ECPUProfile)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			stopProfile()
-			r.say("    CPU profile of this process during (b) written to %s", r.cfg.E2ECPUProfile)
-		}()
 	}
 	profiled := make(chan error, 1)
 	profileWorker := r.cfg.WorkerCPUProfile != "" && round == 1
@@ -1030,8 +1030,12 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 		return nil
 	}
 	p, err := r.caughtUp(ctx, db, pipeline, r.end, r.catchUpTimeout(), check)
+	stopProfile()
 	if err != nil {
 		return fmt.Errorf("%w\nworker log:\n%s", err, w.tail(30))
+	}
+	if r.cfg.E2ECPUProfile != "" && round == 1 {
+		r.say("    CPU profile of this process during (b) written to %s", r.cfg.E2ECPUProfile)
 	}
 	cpu := meter.stop(ctx)
 	if err := <-profiled; err != nil {
