@@ -474,8 +474,10 @@ func TestKafkaDownThenUp(t *testing.T) {
 		t.Fatalf("while down: stats %+v; want one batch of 10 lines (100 bytes) held", st)
 	}
 	appendTo(t, path, numbered("line", 100, 200))
-	n := pub.attemptCount()
-	waitFor(t, 5*time.Second, "more failed attempts", func() bool { return pub.attemptCount() >= n+3 })
+	// The tailer counts a failure after the fake counts the attempt: wait
+	// on the tailer's own count.
+	n := r.tl.Stats().PublishFailures
+	waitFor(t, 5*time.Second, "more failed attempts", func() bool { return r.tl.Stats().PublishFailures >= n+3 })
 	if st := r.tl.Stats(); st.Pending != 10 || st.Bytes != 100 || st.PublishFailures < 6 {
 		t.Fatalf("reading did not pause while Kafka is down: stats %+v", st)
 	}
