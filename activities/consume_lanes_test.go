@@ -233,38 +233,38 @@ func TestLanesClose(t *testing.T) {
 	}
 }
 
-// TestLanesLimitsFollowBacklog: the lanes' room is shared by backlog, so
-// the partition furthest behind may queue a full batch while one nearly
-// caught up blocks at the floor, and they catch up together.
+// TestLanesLimitsFollowBacklog: once more is behind than the lanes hold,
+// their room goes to the partitions furthest behind, a full batch each,
+// while one nearly caught up blocks at a chunk; when everything behind
+// fits, every lane may hold a batch again.
 func TestLanesLimitsFollowBacklog(t *testing.T) {
 	const batch = 1000
-	l := newLanes(batch, time.Hour, 2, map[int32]int64{0: 0, 1: 0})
+	l := newLanes(batch, time.Hour, 2, map[int32]int64{0: 0, 1: 0, 2: 0})
 	ctx := context.Background()
 	l.push(ctx, msg(0, 0), 100000)
-	l.push(ctx, msg(1, 0), 2000)
+	l.push(ctx, msg(1, 0), 50000)
+	l.push(ctx, msg(2, 0), 2000)
 	segs, hs, ok := l.take(ctx, nil) // idle pipeline: goes at once, and sets the limits
 	if !ok {
 		t.Fatal("take failed")
 	}
 	l.done(hs, segs)
-	if got := l.byPart[0].limit; got != batch {
-		t.Errorf("limit of the lane 100,000 behind = %d, want %d (a full batch)", got, batch)
+	for p, want := range map[int32]int{0: batch, 1: batch, 2: chunkLen} {
+		if got := l.byPart[p].limit; got != want {
+			t.Errorf("limit of partition %d (%d behind) = %d, want %d", p, l.byPart[p].backlog(), got, want)
+		}
 	}
-	if got := l.byPart[1].limit; got != chunkLen {
-		t.Errorf("limit of the lane 2,000 behind = %d, want the floor %d", got, chunkLen)
-	}
-	// The shallow lane's producer blocks at its limit; the deep one's does
-	// not. The first take held one lane (two lanes, two writers): the
-	// shallow lane still queues its first message.
-	if n := l.byPart[1].len(); n != 1 {
+	// The first take held two lanes (three lanes, two writers), the two
+	// furthest behind: the shallow lane still queues its first message.
+	if n := l.byPart[2].len(); n != 1 {
 		t.Fatalf("shallow lane queues %d, want 1", n)
 	}
 	for off := range int64(chunkLen - 1) {
-		l.push(ctx, msg(1, off+1), 2000)
+		l.push(ctx, msg(2, off+1), 2000)
 	}
 	blocked := make(chan struct{})
 	go func() {
-		l.push(ctx, msg(1, chunkLen), 2000)
+		l.push(ctx, msg(2, chunkLen), 2000)
 		close(blocked)
 	}()
 	for off := range int64(batch - 1) {
@@ -274,20 +274,99 @@ func TestLanesLimitsFollowBacklog(t *testing.T) {
 	}
 	select {
 	case <-blocked:
-		t.Fatalf("the shallow lane queued %d, past its limit %d", l.byPart[1].len(), l.byPart[1].limit)
+		t.Fatalf("the shallow lane queued %d, past its limit %d", l.byPart[2].len(), l.byPart[2].limit)
 	case <-time.After(50 * time.Millisecond):
 	}
-	// Once nothing is behind, every lane may hold a batch again.
-	l.byPart[0].hw, l.byPart[1].hw = 0, 0
-	l.byPart[0].n, l.byPart[1].n = 0, 0
+	// Once what is behind fits in the lanes, every lane may hold a batch.
 	l.mu.Lock()
+	for _, ln := range l.all {
+		ln.hw = ln.pos + int64(ln.len())
+	}
 	l.rebalance()
 	l.mu.Unlock()
-	if l.byPart[0].limit != batch || l.byPart[1].limit != batch {
-		t.Errorf("limits with nothing behind = %d, %d, want %d", l.byPart[0].limit, l.byPart[1].limit, batch)
+	for p := range int32(3) {
+		if got := l.byPart[p].limit; got != batch {
+			t.Errorf("limit of partition %d with everything behind in the lanes = %d, want %d", p, got, batch)
+		}
 	}
 	l.close()
 	<-blocked
+}
+
+// TestLanesPauseAtLimit: with pause set, a lane at its limit pauses its
+// partition instead of blocking its producer, which blocks only slack
+// messages later; a take resumes the partition.
+func TestLanesPauseAtLimit(t *testing.T) {
+	l := newLanes(4, time.Hour, 2, map[int32]int64{0: -1, 1: -1}) // room for 8
+	var mu sync.Mutex
+	var calls []bool
+	l.pause = func(p int32, paused bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p != 0 {
+			t.Errorf("pause(%d, %v): partition 1 never reached its limit", p, paused)
+		}
+		calls = append(calls, paused)
+	}
+	l.slack = 2
+	ctx := context.Background()
+	for off := range int64(4) {
+		l.push(ctx, msg(0, off), 10)
+	}
+	mu.Lock()
+	if len(calls) != 1 || !calls[0] {
+		t.Fatalf("pause calls at the limit = %v, want [true]", calls)
+	}
+	mu.Unlock()
+	l.push(ctx, msg(0, 4), 10)
+	l.push(ctx, msg(0, 5), 10)
+	blocked := make(chan struct{})
+	go func() {
+		l.push(ctx, msg(0, 6), 10)
+		close(blocked)
+	}()
+	select {
+	case <-blocked:
+		t.Fatal("push went through past limit + slack")
+	case <-time.After(50 * time.Millisecond):
+	}
+	segs, hs, ok := l.take(ctx, nil)
+	if !ok || len(offsetsOf(segs)[0]) != 4 {
+		t.Fatalf("take = %v, %v", offsetsOf(segs), ok)
+	}
+	<-blocked // 3 queued: below the limit again
+	mu.Lock()
+	if len(calls) != 2 || calls[1] {
+		t.Fatalf("pause calls after the take = %v, want [true false]", calls)
+	}
+	mu.Unlock()
+	l.done(hs, segs)
+}
+
+// TestLanesFewestLanesFillABatch: a writer takes a full batch from as few
+// lanes as hold one, before a partial lane that waited flush; the partial
+// lane goes when no full batch is left.
+func TestLanesFewestLanesFillABatch(t *testing.T) {
+	const flush = 20 * time.Millisecond
+	l := newLanes(10, flush, 2, map[int32]int64{0: 0, 1: 0, 2: 0, 3: 0})
+	ctx := context.Background()
+	l.byPart[3].busy = true // a batch in flight: the pipeline is not idle
+	l.push(ctx, msg(2, 0), 100)
+	for off := range int64(6) {
+		l.push(ctx, msg(0, off), 100)
+	}
+	for off := range int64(10) {
+		l.push(ctx, msg(1, off), 100)
+	}
+	time.Sleep(2 * flush) // partition 2's message is due
+	segs, hs, _ := l.take(ctx, nil)
+	if got := offsetsOf(segs); len(hs) != 1 || hs[0].Part != 1 || len(got[1]) != 10 {
+		t.Fatalf("took lanes %v, batch %v: want partition 1's 10 messages alone", hs, got)
+	}
+	segs, hs, _ = l.take(ctx, segs[:0])
+	if got := offsetsOf(segs); len(hs) != 2 || hs[0].Part != 2 || len(got[2]) != 1 || len(got[0]) != 6 {
+		t.Fatalf("took lanes %v, batch %v: want partition 2's due message, then partition 0's 6", hs, got)
+	}
 }
 
 // TestLanesStarvedTime: a writer's wait counts as starved only while Kafka
