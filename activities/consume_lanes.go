@@ -110,18 +110,17 @@ func (l *lanes) rebalance() {
 	if total <= int64(l.totalCap) {
 		for _, ln := range l.all {
 			ln.limit = l.batchSize
-			l.flow(ln)
 		}
-		return
-	}
-	l.order = append(l.order[:0], l.all...)
-	slices.SortStableFunc(l.order, func(a, b *lane) int { return cmp.Compare(behind(b), behind(a)) })
-	floor := min(chunkLen, l.batchSize)
-	left := int64(l.totalCap)
-	for _, ln := range l.order {
-		share := min(int64(l.batchSize), behind(ln), left)
-		left -= share
-		ln.limit = max(int(share), floor)
+	} else {
+		l.order = append(l.order[:0], l.all...)
+		slices.SortStableFunc(l.order, func(a, b *lane) int { return cmp.Compare(behind(b), behind(a)) })
+		floor := min(chunkLen, l.batchSize)
+		left := int64(l.totalCap)
+		for _, ln := range l.order {
+			share := min(int64(l.batchSize), behind(ln), left)
+			left -= share
+			ln.limit = max(int(share), floor)
+		}
 	}
 	for _, ln := range l.all {
 		l.flow(ln)

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +24,23 @@ func offsetsOf(segs []seg) map[int32][]int64 {
 		}
 	}
 	return out
+}
+
+// pushBlocked starts push(d) in a goroutine and fails the test with why
+// if it goes through within 50 ms; the channel closes when it does.
+func pushBlocked(t *testing.T, l *lanes, d decoded, hw int64, why string) <-chan struct{} {
+	t.Helper()
+	pushed := make(chan struct{})
+	go func() {
+		l.push(context.Background(), d, hw)
+		close(pushed)
+	}()
+	select {
+	case <-pushed:
+		t.Fatal(why)
+	case <-time.After(50 * time.Millisecond):
+	}
+	return pushed
 }
 
 // TestLanesDisjointOrderedExactlyOnce: producers on 6 partitions of uneven
@@ -139,16 +157,7 @@ func TestLanesBoundMemory(t *testing.T) {
 		l.push(ctx, msg(0, off), 100)
 		l.push(ctx, msg(1, off), 100)
 	}
-	pushed := make(chan struct{})
-	go func() {
-		l.push(ctx, msg(2, 0), 100)
-		close(pushed)
-	}()
-	select {
-	case <-pushed:
-		t.Fatal("push went through with the lanes full (2 writers x 10)")
-	case <-time.After(50 * time.Millisecond):
-	}
+	pushed := pushBlocked(t, l, msg(2, 0), 100, "push went through with the lanes full (2 writers x 10)")
 	segs, hs, ok := l.take(ctx, nil)
 	if !ok || len(hs) != 1 {
 		t.Fatalf("take: %v lanes, ok %v", hs, ok)
@@ -262,20 +271,11 @@ func TestLanesLimitsFollowBacklog(t *testing.T) {
 	for off := range int64(chunkLen - 1) {
 		l.push(ctx, msg(2, off+1), 2000)
 	}
-	blocked := make(chan struct{})
-	go func() {
-		l.push(ctx, msg(2, chunkLen), 2000)
-		close(blocked)
-	}()
+	blocked := pushBlocked(t, l, msg(2, chunkLen), 2000, fmt.Sprintf("the shallow lane queued past its limit %d", l.byPart[2].limit))
 	for off := range int64(batch - 1) {
 		if !l.push(ctx, msg(0, off+1), 100000) {
 			t.Fatal("push to the deep lane failed")
 		}
-	}
-	select {
-	case <-blocked:
-		t.Fatalf("the shallow lane queued %d, past its limit %d", l.byPart[2].len(), l.byPart[2].limit)
-	case <-time.After(50 * time.Millisecond):
 	}
 	// Once what is behind fits in the lanes, every lane may hold a batch.
 	l.mu.Lock()
@@ -320,16 +320,7 @@ func TestLanesPauseAtLimit(t *testing.T) {
 	mu.Unlock()
 	l.push(ctx, msg(0, 4), 10)
 	l.push(ctx, msg(0, 5), 10)
-	blocked := make(chan struct{})
-	go func() {
-		l.push(ctx, msg(0, 6), 10)
-		close(blocked)
-	}()
-	select {
-	case <-blocked:
-		t.Fatal("push went through past limit + slack")
-	case <-time.After(50 * time.Millisecond):
-	}
+	blocked := pushBlocked(t, l, msg(0, 6), 10, "push went through past limit + slack")
 	segs, hs, ok := l.take(ctx, nil)
 	if !ok || len(offsetsOf(segs)[0]) != 4 {
 		t.Fatalf("take = %v, %v", offsetsOf(segs), ok)
