@@ -283,6 +283,12 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if (!cfg.SkipE2E || !cfg.SkipMining) && cfg.WorkerBinary == "" {
 		return r.res, errors.New("bench: WorkerBinary: required for the end-to-end and mining phases")
 	}
+	// The pipeline's settings are checked here as the workflow checks them,
+	// so that a bad --batch-size fails now, not as a pipeline that never
+	// commits and a catch-up timeout minutes later.
+	if err := r.consumeInput("bench").WithDefaults().Validate(); err != nil {
+		return r.res, fmt.Errorf("bench: consumer settings: %w", err)
+	}
 	if r.dir, err = os.MkdirTemp("", "sluice-bench-"); err != nil {
 		return r.res, err
 	}

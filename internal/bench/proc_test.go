@@ -123,3 +123,13 @@ func TestStatusLine(t *testing.T) {
 		t.Fatalf("statusLine(nil) = %q", got)
 	}
 }
+
+func TestRunRejectsBadConsumerSettings(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WorkerBinary = "unused"
+	cfg.Consume.BatchSize = 100000
+	_, err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "batch_size: must be 1-50000, got 100000") {
+		t.Fatalf("Run with batch size 100000: err %v, want the batch_size rule", err)
+	}
+}
