@@ -1009,11 +1009,18 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 		defer stopProfile()
 	}
 	t0 := time.Now()
-	if _, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	run, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: devstack.StreamWorkflowID(pipeline), TaskQueue: tq,
-	}, workflows.StreamIngestName, in); err != nil {
+	}, workflows.StreamIngestName, in)
+	if err != nil {
 		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
 	}
+	// The stream never ends by itself: if it does, it failed, and waiting
+	// for the catch-up would only end in its timeout.
+	ended := make(chan error, 1)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() { ended <- run.Get(watchCtx, nil) }()
 	profiled := make(chan error, 1)
 	profileWorker := r.cfg.WorkerCPUProfile != "" && round == 1
 	if profileWorker {
@@ -1032,6 +1039,11 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 	check := func() error {
 		if w.exited() {
 			return fmt.Errorf("the worker exited:\n%s", w.tail(30))
+		}
+		select {
+		case err := <-ended:
+			return fmt.Errorf("%s %s ended before catching up: %v", workflows.StreamIngestName, run.GetID(), err)
+		default:
 		}
 		return nil
 	}
