@@ -48,6 +48,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	writers := fs.String("ceiling-writers", joinInts(d.CeilingWriters), "comma-separated writer counts of the ceiling sweep")
 	sample := fs.Int("ceiling-sample", d.CeilingSampleRows, "rows written at each ceiling sweep point (the best point then writes all events)")
 	freshSecs := fs.Int("freshness-seconds", d.FreshnessSeconds, "seconds of posting in the freshness phase")
+	freshRate := fs.Float64("freshness-rate", 0, "events/s posted in the freshness phase (0: half of (b)'s rate); for comparing workers at one load")
 	skipWarm := fs.Bool("skip-warmup", false, "skip the unmeasured run of (c) and (b) before round 1")
 	rounds := fs.Int("rounds", d.Rounds, "times (a) at its best point, (b) and (c) run back to back, (b) in the middle; the report gives their medians")
 	batchSize := fs.Int("batch-size", 0, "consumer batch_size for (b) and (c) (0: the pipeline default)")
@@ -68,7 +69,7 @@ func cmdBench(ctx context.Context, args []string, out io.Writer, log *slog.Logge
 	cfg.SkipScale, cfg.SkipMining = *skipScale, *skipMining
 	cfg.MiningEvents, cfg.MiningUsers, cfg.MiningItems, cfg.MiningDays = *miningEvents, *miningUsers, *miningItems, *miningDays
 	cfg.APIClients, cfg.APISeconds = *apiClients, *apiSeconds
-	cfg.CeilingSampleRows, cfg.FreshnessSeconds = *sample, *freshSecs
+	cfg.CeilingSampleRows, cfg.FreshnessSeconds, cfg.FreshnessRate = *sample, *freshSecs, *freshRate
 	cfg.Rounds, cfg.SkipWarmUp = *rounds, *skipWarm
 	cfg.Consume = activities.ConsumeInput{BatchSize: *batchSize, Writers: *consumeWriters, FlushMillis: *flushMS}
 	var err error

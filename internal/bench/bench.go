@@ -76,6 +76,10 @@ type Config struct {
 	CeilingSampleRows int
 	// FreshnessSeconds of posting at half the end-to-end rate.
 	FreshnessSeconds int
+	// FreshnessRate, when positive, replaces half of (b)'s rate in (d):
+	// a fixed load, to compare workers at the same rate (the report's
+	// target still reads as measured at that rate).
+	FreshnessRate float64
 	// SkipWarmUp leaves out the unmeasured (c) and (b) before round 1.
 	SkipWarmUp bool
 	// Rounds is how many times (a) at its best point, (c) and (b) run,
@@ -1200,11 +1204,14 @@ func (r *runner) freshness(ctx context.Context) error {
 	// and (b2) wrote: a page cleaner busy with 1M rows of (b2) took 5 s
 	// of mysqld CPU from the pipeline and pushed p99 to 4 s in one run.
 	r.settle(ctx, db)
-	rate := math.Floor(r.res.E2EEventsPerSec / 2)
+	rate, why := math.Floor(r.res.E2EEventsPerSec/2), "half of (b)"
+	if r.cfg.FreshnessRate > 0 {
+		rate, why = r.cfg.FreshnessRate, "set by --freshness-rate, not half of (b)"
+	}
 	dur := time.Duration(r.cfg.FreshnessSeconds) * time.Second
 	url := r.stack.Collector + "/v1/events"
-	r.say("(d) freshness: POST loadgen events like (b)'s to %s at %.0f events/s (half of (b)) for %s, batches every 20 ms; one in %d is a probe, a share of an item_id of its own, whose minute count's updated_at is its landing time",
-		url, rate, dur, probeEvery)
+	r.say("(d) freshness: POST loadgen events like (b)'s to %s at %.0f events/s (%s) for %s, batches every 20 ms; one in %d is a probe, a share of an item_id of its own, whose minute count's updated_at is its landing time",
+		url, rate, why, dur, probeEvery)
 	load, err := freshLoad(rate, dur)
 	if err != nil {
 		return err
