@@ -813,6 +813,29 @@ func (r *runner) caughtUp(ctx context.Context, db *sqlx.DB, pipeline string, end
 	return p, fmt.Errorf("not caught up within %s: end offsets %v, kafka_offsets %v", timeout, end, stored)
 }
 
+// startStream starts a StreamIngestWorkflow and returns a check that
+// fails once the workflow has ended: the stream never ends by itself, so
+// an end is a failure that waiting for the catch-up would only report at
+// its timeout. stop ends the watch.
+func (r *runner) startStream(ctx context.Context, id, tq string, in workflows.StreamIngestInput) (ended func() error, stop func(), err error) {
+	run, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq}, workflows.StreamIngestName, in)
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
+	}
+	done := make(chan error, 1)
+	wctx, stop := context.WithCancel(ctx)
+	go func() { done <- run.Get(wctx, nil) }()
+	ended = func() error {
+		select {
+		case err := <-done:
+			return fmt.Errorf("%s %s ended before catching up: %v", workflows.StreamIngestName, id, err)
+		default:
+			return nil
+		}
+	}
+	return ended, stop, nil
+}
+
 func (r *runner) catchUpTimeout() time.Duration {
 	return time.Minute + time.Duration(r.cfg.Events/5000)*time.Second // the pipeline runs at 100k+ events/s
 }
@@ -1013,18 +1036,11 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 		defer stopProfile()
 	}
 	t0 := time.Now()
-	run, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: devstack.StreamWorkflowID(pipeline), TaskQueue: tq,
-	}, workflows.StreamIngestName, in)
+	ended, stopWatch, err := r.startStream(ctx, devstack.StreamWorkflowID(pipeline), tq, in)
 	if err != nil {
-		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
+		return err
 	}
-	// The stream never ends by itself: if it does, it failed, and waiting
-	// for the catch-up would only end in its timeout.
-	ended := make(chan error, 1)
-	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go func() { ended <- run.Get(watchCtx, nil) }()
 	profiled := make(chan error, 1)
 	profileWorker := r.cfg.WorkerCPUProfile != "" && round == 1
 	if profileWorker {
@@ -1044,12 +1060,7 @@ func (r *runner) e2e(ctx context.Context, round int, rd *Round) error {
 		if w.exited() {
 			return fmt.Errorf("the worker exited:\n%s", w.tail(30))
 		}
-		select {
-		case err := <-ended:
-			return fmt.Errorf("%s %s ended before catching up: %v", workflows.StreamIngestName, run.GetID(), err)
-		default:
-		}
-		return nil
+		return ended()
 	}
 	p, err := r.caughtUp(ctx, db, pipeline, r.end, r.catchUpTimeout(), check)
 	stopProfile()
@@ -1127,18 +1138,18 @@ func (r *runner) scaleOut(ctx context.Context) error {
 	}
 	in := workflows.StreamIngestInput{ConsumeInput: r.consumeInput("scale"), Parallelism: 2}
 	t0 := time.Now()
-	if _, err := r.stack.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: devstack.StreamWorkflowID("scale"), TaskQueue: tq,
-	}, workflows.StreamIngestName, in); err != nil {
-		return fmt.Errorf("starting %s: %w", workflows.StreamIngestName, err)
+	ended, stopWatch, err := r.startStream(ctx, devstack.StreamWorkflowID("scale"), tq, in)
+	if err != nil {
+		return err
 	}
+	defer stopWatch()
 	check := func() error {
 		for _, w := range procs {
 			if w.exited() {
 				return fmt.Errorf("a scale-out worker exited:\n%s", w.tail(30))
 			}
 		}
-		return nil
+		return ended()
 	}
 	p, err := r.caughtUp(ctx, db, "scale", r.end, r.catchUpTimeout(), check)
 	if err != nil {
