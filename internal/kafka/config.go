@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Default values used by DefaultConfig and Config.Sarama.
@@ -33,6 +35,10 @@ const (
 	metadataBackoff = 250 * time.Millisecond
 	produceRetries  = 3
 	produceBackoff  = 250 * time.Millisecond
+	// deliveryTimeout bounds how long the publisher keeps a record it
+	// could not deliver: retries included, a publish to a cluster that
+	// is down fails within it.
+	deliveryTimeout = 8 * time.Second
 	adminTimeout    = 10 * time.Second
 	adminRetries    = 2
 	adminBackoff    = 250 * time.Millisecond
@@ -130,4 +136,34 @@ func (c Config) Sarama() (*sarama.Config, error) {
 		return nil, fmt.Errorf("validating sarama config: %w", err)
 	}
 	return sc, nil
+}
+
+// franz validates c and returns the base options of a franz-go client with
+// the same settings as Sarama: brokers, client ID, the protocol version as
+// the highest one spoken, and bounded dial, request and metadata times.
+func (c Config) franz() ([]kgo.Opt, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	id := c.ClientID
+	if id == "" {
+		id = DefaultClientID
+	}
+	v := c.Version
+	if v == "" {
+		v = DefaultVersion
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(id),
+		kgo.DialTimeout(dialTimeout),
+		kgo.RequestTimeoutOverhead(readTimeout - produceTimeout),
+		kgo.MetadataMinAge(metadataBackoff),
+		kgo.RequestRetries(metadataRetries),
+	}
+	// Versions franz-go does not know yet are left to negotiation.
+	if vs := kversion.FromString(v); vs != nil {
+		opts = append(opts, kgo.MaxVersions(vs))
+	}
+	return opts, nil
 }

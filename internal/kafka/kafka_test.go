@@ -11,6 +11,7 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -504,5 +505,26 @@ func TestPublisherRecoversAfterRestart(t *testing.T) {
 	}
 	if total := offsets[0] + offsets[1]; total < 3 {
 		t.Errorf("topic holds %d records after the restart, want at least 3", total)
+	}
+}
+
+// TestPublisherRoutesKeysAsSarama checks that the publisher's partitioner
+// (franz-go's, murmur2) puts every key on the partition sarama's murmur2
+// partitioner chose, which earlier versions of Sluice produced with: a key
+// keeps its partition across the upgrade, and so its order.
+func TestPublisherRoutesKeysAsSarama(t *testing.T) {
+	sp := sarama.NewMurmur2Partitioner("t")
+	kp := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	for _, n := range []int32{1, 6, 7, 64} {
+		for i := 0; i < 2000; i++ {
+			k := fmt.Appendf(nil, "item-%d", i)
+			want, err := sp.Partition(&sarama.ProducerMessage{Key: sarama.ByteEncoder(k)}, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := kp.Partition(&kgo.Record{Key: k}, int(n)); got != int(want) {
+				t.Fatalf("key %s over %d partitions: partition %d, sarama's %d", k, n, got, want)
+			}
+		}
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -37,11 +40,17 @@ type Message struct {
 
 // Publisher writes records to one topic and returns only once every record
 // has been acknowledged by all in-sync replicas.
+//
+// It produces with franz-go's client rather than sarama's producer: sarama
+// passes every message through four goroutines and their channels on the
+// way to the broker and two more for its acknowledgement, which cost the
+// collector 4.4 us per event against 1.3 us with franz-go (both including
+// the in-process broker's share; 560,000 events of 180 bytes, 16 requests
+// of 1,400 in flight). Consumers, admin and offsets stay on sarama.
 type Publisher struct {
-	topic    string
-	client   sarama.Client
-	producer sarama.SyncProducer
-	tracer   trace.Tracer
+	topic  string
+	client *kgo.Client
+	tracer trace.Tracer
 
 	// closeMu is held for reading while sending and for writing by Close,
 	// so that Close waits for sends in flight and no send starts after it.
@@ -56,43 +65,46 @@ type Publisher struct {
 
 // NewPublisher connects to the cluster in cfg and returns a Publisher for
 // topic. The producer is idempotent, waits for all in-sync replicas, routes
-// keys with the murmur2 hash of the Java client and compresses with lz4.
+// keys with the murmur2 hash of the Java client (as sarama's
+// NewMurmur2Partitioner, so keys keep their partitions) and compresses
+// with lz4.
 func NewPublisher(cfg Config, topic string) (*Publisher, error) {
 	if topic == "" {
 		return nil, errors.New("creating kafka publisher: empty topic")
 	}
-	sc, err := cfg.Sarama()
+	opts, err := cfg.franz()
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka publisher: %w", err)
 	}
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Idempotent = true
-	sc.Net.MaxOpenRequests = 1 // required by the idempotent producer
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	sc.Producer.Timeout = produceTimeout
-	sc.Producer.Retry.Max = produceRetries
-	sc.Producer.Retry.Backoff = produceBackoff
-	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
-	sc.Producer.Compression = sarama.CompressionLZ4
-	if err := sc.Validate(); err != nil {
-		return nil, fmt.Errorf("validating producer config: %w", err)
-	}
-
-	client, err := sarama.NewClient(cfg.Brokers, sc)
+	opts = append(opts,
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
+		kgo.ProduceRequestTimeout(produceTimeout),
+		// A record that cannot be delivered fails within a few seconds
+		// (the collector answers 503 and the client retries) instead of
+		// being retried for as long as the broker stays away.
+		kgo.RecordDeliveryTimeout(deliveryTimeout),
+		kgo.RecordRetries(produceRetries),
+		kgo.RetryBackoffFn(func(int) time.Duration { return produceBackoff }),
+	)
+	client, err := kgo.NewClient(opts...)
 	if err != nil {
+		return nil, fmt.Errorf("creating kafka producer: %w", err)
+	}
+	// kgo connects lazily; ask a broker now so that a wrong address fails
+	// here, as sarama's client did.
+	ctx, cancel := context.WithTimeout(context.Background(), metadataTimeout)
+	defer cancel()
+	if err := client.Ping(ctx); err != nil {
+		client.Close()
 		return nil, fmt.Errorf("connecting to kafka %v: %w", cfg.Brokers, classify(err))
 	}
-	producer, err := sarama.NewSyncProducerFromClient(client)
-	if err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("creating kafka producer: %w", classify(err))
-	}
 	return &Publisher{
-		topic:    topic,
-		client:   client,
-		producer: producer,
-		tracer:   otel.Tracer(tracerName),
+		topic:  topic,
+		client: client,
+		tracer: otel.Tracer(tracerName),
 	}, nil
 }
 
@@ -122,28 +134,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) error {
 		))
 	defer span.End()
 
-	pms := make([]*sarama.ProducerMessage, len(msgs))
-	for i, m := range msgs {
-		pm := &sarama.ProducerMessage{
-			Topic:   p.topic,
-			Value:   sarama.ByteEncoder(m.Value),
-			Headers: m.Headers,
-		}
-		if m.Key != nil {
-			pm.Key = sarama.ByteEncoder(m.Key)
-		}
-		pms[i] = pm
-	}
-
-	done := make(chan error, 1)
-	go func() { done <- p.send(pms) }()
-
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
+	err := p.send(ctx, records(msgs))
 	if err != nil {
 		err = fmt.Errorf("publishing %d messages to %s: %w", len(msgs), p.topic, err)
 		span.RecordError(err)
@@ -152,24 +143,105 @@ func (p *Publisher) Publish(ctx context.Context, msgs []Message) error {
 	return err
 }
 
-// send hands pms to the producer unless p is closed and classifies the
-// outcome.
-func (p *Publisher) send(pms []*sarama.ProducerMessage) error {
+// records converts msgs to franz-go records, in one allocation. Messages
+// that share a header slice (the collector gives all the events of a
+// request the same trace context) share its converted copy.
+func records(msgs []Message) []*kgo.Record {
+	recs := make([]kgo.Record, len(msgs))
+	out := make([]*kgo.Record, len(msgs))
+	var (
+		lastIn  []sarama.RecordHeader
+		lastOut []kgo.RecordHeader
+	)
+	for i, m := range msgs {
+		r := &recs[i]
+		r.Key, r.Value = m.Key, m.Value
+		if len(m.Headers) > 0 {
+			if len(m.Headers) != len(lastIn) || &m.Headers[0] != &lastIn[0] {
+				lastIn, lastOut = m.Headers, make([]kgo.RecordHeader, len(m.Headers))
+				for j, h := range m.Headers {
+					lastOut[j] = kgo.RecordHeader{Key: string(h.Key), Value: h.Value}
+				}
+			}
+			r.Headers = lastOut
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// send produces recs unless p is closed and classifies the outcome. It
+// waits at most deliveryTimeout or until ctx ends: an idempotent producer
+// does not fail a record whose request went out unanswered (its sequence
+// number would be lost), so when the broker dies mid-request franz-go
+// keeps such records until it returns. They are delivered then, and the
+// caller, told the publish failed, retries: consumers deduplicate.
+func (p *Publisher) send(ctx context.Context, recs []*kgo.Record) error {
 	p.closeMu.RLock()
 	defer p.closeMu.RUnlock()
 	if p.closed {
 		return fmt.Errorf("%w: publisher closed", ErrUnavailable)
 	}
-	err := p.producer.SendMessages(pms)
-	if err == nil {
+	wait := &produceWait{left: len(recs), done: make(chan struct{})}
+	timer := time.NewTimer(deliveryTimeout)
+	defer timer.Stop()
+	for _, r := range recs {
+		// Produce blocks only while the client's buffer is full.
+		p.client.Produce(ctx, r, wait.promise)
+	}
+	select {
+	case <-wait.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return fmt.Errorf("%w: %d of %d records not acknowledged after %s", ErrUnavailable, wait.pending(), len(recs), deliveryTimeout)
+	}
+	failed, first := wait.result()
+	switch {
+	case failed == 0:
 		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case failed == 1 && len(recs) == 1:
+		return classify(first)
 	}
-	var perrs sarama.ProducerErrors
-	if errors.As(err, &perrs) && len(perrs) > 0 {
-		// Report the first failure; they nearly always share one cause.
-		return fmt.Errorf("%d of %d failed, first: %w", len(perrs), len(pms), classify(perrs[0].Err))
+	// Report the first failure; they nearly always share one cause.
+	return fmt.Errorf("%d of %d failed, first: %w", failed, len(recs), classify(first))
+}
+
+// produceWait gathers the promises of one send.
+type produceWait struct {
+	mu     sync.Mutex
+	left   int
+	failed int
+	first  error
+	done   chan struct{}
+}
+
+func (w *produceWait) promise(_ *kgo.Record, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		if w.failed == 0 {
+			w.first = err
+		}
+		w.failed++
 	}
-	return classify(err)
+	if w.left--; w.left == 0 {
+		close(w.done)
+	}
+}
+
+func (w *produceWait) pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.left
+}
+
+func (w *produceWait) result() (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed, w.first
 }
 
 // Ready reports whether the brokers answer metadata for the topic and every
@@ -219,27 +291,39 @@ func (p *Publisher) topicWritable() error {
 	if p.closed {
 		return fmt.Errorf("checking kafka readiness: %w: publisher closed", ErrUnavailable)
 	}
-	if err := p.client.RefreshMetadata(p.topic); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), metadataTimeout)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(p.topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, p.client)
+	if err != nil {
 		return fmt.Errorf("refreshing metadata for %s: %w", p.topic, classify(err))
 	}
-	all, err := p.client.Partitions(p.topic)
-	if err != nil {
+	if len(resp.Topics) != 1 {
+		return fmt.Errorf("refreshing metadata for %s: %w: %d topics in the answer", p.topic, ErrUnavailable, len(resp.Topics))
+	}
+	t := resp.Topics[0]
+	if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
 		return fmt.Errorf("listing partitions of %s: %w", p.topic, classify(err))
 	}
-	writable, err := p.client.WritablePartitions(p.topic)
-	if err != nil {
-		return fmt.Errorf("listing writable partitions of %s: %w", p.topic, classify(err))
+	writable := 0
+	for _, part := range t.Partitions {
+		if part.Leader >= 0 && kerr.ErrorForCode(part.ErrorCode) == nil {
+			writable++
+		}
 	}
-	if len(all) == 0 || len(writable) < len(all) {
+	if len(t.Partitions) == 0 || writable < len(t.Partitions) {
 		return fmt.Errorf("checking partitions of %s: %w: %d of %d partitions have a leader",
-			p.topic, ErrUnavailable, len(writable), len(all))
+			p.topic, ErrUnavailable, writable, len(t.Partitions))
 	}
 	return nil
 }
 
-// Close waits for sends in flight, then shuts the producer and its client
-// down. Further calls to Publish fail with ErrUnavailable. Close is safe to
-// call more than once.
+// Close waits for sends in flight, then shuts the producer down. Further
+// calls to Publish fail with ErrUnavailable. Close is safe to call more
+// than once.
 func (p *Publisher) Close() error {
 	p.closeMu.Lock()
 	defer p.closeMu.Unlock()
@@ -247,14 +331,8 @@ func (p *Publisher) Close() error {
 		return nil
 	}
 	p.closed = true
-	var errs []error
-	if err := p.producer.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("closing kafka producer: %w", err))
-	}
-	if err := p.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-		errs = append(errs, fmt.Errorf("closing kafka client: %w", err))
-	}
-	return errors.Join(errs...)
+	p.client.Close()
+	return nil
 }
 
 // classify wraps err with ErrUnavailable unless it is a permanent error that
@@ -274,11 +352,30 @@ func isPermanent(err error) bool {
 	if errors.As(err, &cerr) {
 		return true
 	}
-	var kerr sarama.KError
-	if !errors.As(err, &kerr) {
+	var ferr *kerr.Error // franz-go's, from the publisher
+	if errors.As(err, &ferr) {
+		switch ferr {
+		case kerr.CorruptMessage,
+			kerr.MessageTooLarge,
+			kerr.InvalidTopicException,
+			kerr.RecordListTooLarge,
+			kerr.InvalidRequiredAcks,
+			kerr.TopicAuthorizationFailed,
+			kerr.ClusterAuthorizationFailed,
+			kerr.UnsupportedVersion,
+			kerr.UnsupportedForMessageFormat,
+			kerr.InvalidRecord,
+			kerr.UnsupportedCompressionType,
+			kerr.SaslAuthenticationFailed:
+			return true
+		}
 		return false
 	}
-	switch kerr {
+	var serr sarama.KError // sarama's, from admin and offset requests
+	if !errors.As(err, &serr) {
+		return false
+	}
+	switch serr {
 	case sarama.ErrInvalidMessage,
 		sarama.ErrMessageSizeTooLarge,
 		sarama.ErrInvalidTopic,
