@@ -1,6 +1,7 @@
-// Package kafka wraps the sarama client for Sluice: a durable, idempotent
+// Package kafka holds Sluice's Kafka clients: a durable, idempotent
 // publisher, topic provisioning, offset inspection and W3C trace context
-// propagation through record headers.
+// propagation through record headers. The publisher produces with franz-go;
+// everything else speaks sarama.
 package kafka
 
 import (
