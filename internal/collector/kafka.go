@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"reflect"
 	"slices"
 
 	"github.com/IBM/sarama"
@@ -20,12 +21,26 @@ type kafkaPublisher struct {
 }
 
 // Publish converts msgs and publishes them with the kafka.Publisher.
+// Messages that share a header map (all of one request do) share one
+// converted header slice, which the publisher then converts once too.
 func (k kafkaPublisher) Publish(ctx context.Context, msgs []Message) error {
 	out := make([]kafka.Message, len(msgs))
+	var (
+		last    map[string]string
+		headers []sarama.RecordHeader
+	)
 	for i, m := range msgs {
-		out[i] = kafka.Message{Key: m.Key, Value: m.Value, Headers: recordHeaders(m.Headers)}
+		if i == 0 || !sameMap(m.Headers, last) {
+			last, headers = m.Headers, recordHeaders(m.Headers)
+		}
+		out[i] = kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
 	}
 	return k.p.Publish(ctx, out)
+}
+
+// sameMap reports whether a and b are the same map (not equal contents).
+func sameMap(a, b map[string]string) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 // Ready reports whether the kafka.Publisher can reach its topic.

@@ -102,6 +102,14 @@ func (c Config) version() (sarama.KafkaVersion, error) {
 	return v, nil
 }
 
+// clientID is c.ClientID, or DefaultClientID when it is empty.
+func (c Config) clientID() string {
+	if c.ClientID == "" {
+		return DefaultClientID
+	}
+	return c.ClientID
+}
+
 // Sarama validates c and builds the base sarama configuration shared by all
 // clients: protocol version, client ID and bounded network, metadata and
 // admin timeouts. Callers layer producer or consumer settings on top.
@@ -113,10 +121,7 @@ func (c Config) Sarama() (*sarama.Config, error) {
 
 	sc := sarama.NewConfig()
 	sc.Version = v
-	sc.ClientID = c.ClientID
-	if sc.ClientID == "" {
-		sc.ClientID = DefaultClientID
-	}
+	sc.ClientID = c.clientID()
 
 	sc.Net.DialTimeout = dialTimeout
 	sc.Net.ReadTimeout = readTimeout
@@ -146,24 +151,17 @@ func (c Config) franz() ([]kgo.Opt, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	id := c.ClientID
-	if id == "" {
-		id = DefaultClientID
-	}
-	v := c.Version
-	if v == "" {
-		v = DefaultVersion
-	}
+	v, _ := c.version() // already checked by Validate
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
-		kgo.ClientID(id),
+		kgo.ClientID(c.clientID()),
 		kgo.DialTimeout(dialTimeout),
 		kgo.RequestTimeoutOverhead(readTimeout - produceTimeout),
 		kgo.MetadataMinAge(metadataBackoff),
 		kgo.RequestRetries(metadataRetries),
 	}
 	// Versions franz-go does not know yet are left to negotiation.
-	if vs := kversion.FromString(v); vs != nil {
+	if vs := kversion.FromString(v.String()); vs != nil {
 		opts = append(opts, kgo.MaxVersions(vs))
 	}
 	return opts, nil

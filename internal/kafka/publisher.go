@@ -196,17 +196,15 @@ func (p *Publisher) send(ctx context.Context, recs []*kgo.Record) error {
 	case <-timer.C:
 		return fmt.Errorf("%w: %d of %d records not acknowledged after %s", ErrUnavailable, wait.pending(), len(recs), deliveryTimeout)
 	}
-	failed, first := wait.result()
+	// Every promise has run (done is closed after the last one's writes).
 	switch {
-	case failed == 0:
+	case wait.failed == 0:
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case failed == 1 && len(recs) == 1:
-		return classify(first)
 	}
 	// Report the first failure; they nearly always share one cause.
-	return fmt.Errorf("%d of %d failed, first: %w", failed, len(recs), classify(first))
+	return fmt.Errorf("%d of %d failed, first: %w", wait.failed, len(recs), classify(wait.first))
 }
 
 // produceWait gathers the promises of one send.
@@ -236,12 +234,6 @@ func (w *produceWait) pending() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.left
-}
-
-func (w *produceWait) result() (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.failed, w.first
 }
 
 // Ready reports whether the brokers answer metadata for the topic and every
