@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -30,7 +32,7 @@ const instrumentation = "github.com/sluicedata/sluice/activities"
 // the messages in it.
 const maxBatchLinks = 128
 
-// errFenced is the cause given to a consumer session that lost an offset race.
+// errFenced is the cause given to a consumer client that lost an offset race.
 var errFenced = errors.New("offset fenced")
 
 // Consume pulls the topic with a Kafka consumer group and writes each batch
@@ -252,58 +254,73 @@ func (c *consumer) observe() func() {
 	return func() { _ = reg.Unregister() }
 }
 
-func (c *consumer) saramaConfig() (*sarama.Config, error) {
-	sc, err := c.a.kafka.Sarama()
+// Consumer client settings.
+const (
+	// pollMax is the most records one poll hands the loop. A lane may
+	// take up to this many past its limit (the poll was taken before its
+	// partition paused), so the lanes' slack is twice this.
+	pollMax = 4096
+	// fetchMaxBytes bounds one fetch response, which the client holds
+	// until the loop has polled all of it: 1 MiB is ~39,000 of the
+	// benchmark's events (27 bytes each with lz4), about 7 MB once
+	// decompressed. fetchMaxPartBytes shares it between partitions.
+	fetchMaxBytes     = 1 << 20
+	fetchMaxPartBytes = 256 << 10
+)
+
+// clientOpts returns the franz-go options of one consumer group client
+// whose group callbacks go to g.
+func (c *consumer) clientOpts(g *groupRun) ([]kgo.Opt, error) {
+	opts, err := c.a.kafka.Franz()
 	if err != nil {
 		return nil, err
 	}
+	// Where a partition starts that kafka_offsets and the group know
+	// nothing of.
+	reset := kgo.NewOffset().AtStart()
 	if c.in.StartFrom == "newest" {
-		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
-	} else {
-		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+		reset = kgo.NewOffset().AtEnd()
 	}
-	sc.Consumer.Offsets.AutoCommit.Enable = true
-	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
-	sc.Consumer.MaxWaitTime = 100 * time.Millisecond
-	// Per partition and fetch: sarama holds a fetch's decompressed records
-	// until all are delivered, so this bounds memory as much as the lanes.
-	// At 512 KiB sarama's parsed messages and their buffers were a third of
-	// the worker's live heap in (b) of the benchmark (81 MB, heap profile);
-	// at 128 KiB the live heap was 54 MB and the peak RSS 157 MB instead of
-	// 208-234, for the same fetch CPU (sarama's Fetch 13-14 % of the
-	// worker's CPU either way).
-	sc.Consumer.Fetch.Default = 128 << 10
-	sc.Consumer.Return.Errors = false
-	// A dead member (worker killed) holds its partitions until this expires.
-	sc.Consumer.Group.Session.Timeout = 6 * time.Second
-	// A member learns of a rebalance (another worker joined, say) from a
-	// heartbeat's reply, so with sarama's 3 s interval the partitions meant
-	// for the new member would sit idle for up to 3 s.
-	sc.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
-	// A join or sync refused with "rebalance in progress" (two workers
-	// joining at once) is retried after this; sarama's 2 s left the whole
-	// group idle that long. 10 tries, then the session loop's own retry.
-	sc.Consumer.Group.Rebalance.Retry.Backoff = 250 * time.Millisecond
-	sc.Consumer.Group.Rebalance.Retry.Max = 10
-	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
-	// The broker may hold a JoinGroup until every member rejoined, for up
-	// to the rebalance timeout; if that exceeds the client's read timeout
-	// (sarama's default 60 s against our 10 s) the join times out, the
-	// next attempt is a new member the broker waits for too, and the group
-	// never forms (seen with two worker processes starting together). Our
-	// members leave a session within a second or two.
-	sc.Consumer.Group.Rebalance.Timeout = max(sc.Net.ReadTimeout-2*time.Second, time.Second)
-	sc.ChannelBufferSize = 256
-	return sc, nil
+	return append(opts,
+		kgo.ConsumerGroup(c.in.Group),
+		kgo.ConsumeTopics(c.in.Topic),
+		kgo.ConsumeResetOffset(reset),
+		// Range, as sarama's members of the same group used: every
+		// rebalance revokes everything (eager), and a generation's
+		// partitions start from kafka_offsets together.
+		kgo.Balancers(kgo.RangeBalancer()),
+		// A dead member (worker killed) holds its partitions until this
+		// expires.
+		kgo.SessionTimeout(6*time.Second),
+		// A member learns of a rebalance (another worker joined, say)
+		// from a heartbeat's reply: the partitions meant for a new
+		// member sit idle until then.
+		kgo.HeartbeatInterval(500*time.Millisecond),
+		// Members leave a generation within a second or two (the
+		// writers' transactions in flight); a member that has not
+		// rejoined by then is dropped from the next generation.
+		kgo.RebalanceTimeout(8*time.Second),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchMaxPartBytes),
+		// The group's committed offsets are informational (kafka_offsets
+		// is the truth): what the writers committed to MySQL is marked
+		// and committed to the group every second.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		// No rebalance runs between a poll and the loop's look at the
+		// current generation, so it knows whose records it holds.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AdjustFetchOffsetsFn(g.assigned),
+		kgo.OnPartitionsRevoked(g.revoked),
+		kgo.OnPartitionsLost(g.lost),
+		kgo.WithLogger(kgoLogger{c.log}),
+	), nil
 }
 
-// run consumes until ctx is done. A fenced session (another attempt moved a
+// run consumes until ctx is done. A fenced client (another attempt moved a
 // partition's offset) is torn down and rebuilt from kafka_offsets.
 func (c *consumer) run(ctx context.Context) error {
-	sc, err := c.saramaConfig()
-	if err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
-	}
 	if c.in.UntilOffsets != nil {
 		// A bounded replay ends when MySQL says every partition reached
 		// its end: checked first, then every 250 ms while consuming.
@@ -322,47 +339,36 @@ func (c *consumer) run(ctx context.Context) error {
 	}
 	// End offsets come from a separate client every couple of seconds, so
 	// the reported lag stays true while backpressure stops fetching.
-	if oc, err := sarama.NewClient(c.a.kafka.Brokers, sc); err == nil {
+	if sc, err := c.a.kafka.Sarama(); err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
+	} else if oc, err := sarama.NewClient(c.a.kafka.Brokers, sc); err == nil {
 		defer oc.Close()
 		go c.refreshHighWater(ctx, oc)
 	} else {
 		c.log.Warn("no client for end offsets; lag comes from fetches only", "err", err)
 	}
 	for ctx.Err() == nil {
-		group, err := sarama.NewConsumerGroup(c.a.kafka.Brokers, c.in.Group, sc)
+		g := &groupRun{c: c, clReady: make(chan struct{})}
+		opts, err := c.clientOpts(g)
 		if err != nil {
-			c.setError(err)
-			return fmt.Errorf("joining consumer group %s: %w", c.in.Group, err)
+			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
 		}
-		sessCtx, cancel := context.WithCancelCause(ctx)
-		h := &handler{c: c, cancel: cancel, group: group}
-		for sessCtx.Err() == nil {
-			if err := group.Consume(sessCtx, []string{c.in.Topic}, h); err != nil && sessCtx.Err() == nil {
-				c.setError(err)
-				if errors.Is(err, sarama.ErrClosedConsumerGroup) {
-					break
-				}
-				c.log.Warn("consumer group session ended", "err", err)
-				select {
-				case <-sessCtx.Done():
-				case <-time.After(time.Second):
-				}
-			}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
 		}
-		cause := context.Cause(sessCtx)
+		runCtx, cancel := context.WithCancelCause(ctx)
+		g.cl, g.ctx, g.cancel = cl, runCtx, cancel
+		close(g.clReady)
+		g.poll()
+		cause := context.Cause(runCtx)
 		cancel(nil)
-		if err := group.Close(); err != nil {
-			c.log.Warn("closing consumer group", "err", err)
-		}
+		g.close()
 		if errors.Is(cause, errFenced) {
 			c.mu.Lock()
 			c.prog.Fenced++
 			c.mu.Unlock()
 			c.log.Warn("offset fenced by another attempt; reloading positions from kafka_offsets")
-			continue
-		}
-		if cause != nil && ctx.Err() == nil {
-			return cause
 		}
 	}
 	return nil
@@ -392,163 +398,260 @@ func (c *consumer) watchUntil(ctx context.Context, stop context.CancelFunc) {
 	}
 }
 
-// handler is the sarama ConsumerGroupHandler of one consumer group client.
-type handler struct {
-	c      *consumer
-	cancel context.CancelCauseFunc
-	group  sarama.ConsumerGroup
+// groupRun is one consumer group client: a poll loop, and a generation
+// (lanes and writers) for each assignment of partitions the group makes.
+type groupRun struct {
+	c       *consumer
+	cl      *kgo.Client
+	clReady chan struct{} // closed once cl, ctx and cancel are set
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
 
-	lanes *lanes
-	wg    sync.WaitGroup
+	mu  sync.Mutex
+	gen *generation
 }
 
-func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
-	c := h.c
-	ctx := sess.Context()
+// generation is one assignment's lanes and writers, and the poll loop's
+// view of its partitions.
+type generation struct {
+	lanes  *lanes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	parts  map[int32]*claim // the poll loop's only
+}
+
+// claim is the poll loop's state of one assigned partition.
+type claim struct {
+	hw int64 // end offset from the last fetch
+	// until is where a bounded replay stops (-1: unbounded); marked says
+	// the end was handed to the lanes.
+	until  int64
+	marked bool
+}
+
+// assigned starts a generation for the partitions of offsets (all of this
+// member's: every rebalance revokes everything first) and moves each
+// partition's fetch position to kafka_offsets'.
+func (g *groupRun) assigned(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	c := g.c
+	select {
+	case <-g.clReady:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	stored, err := loadOffsetsRetrying(ctx, c)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	claimed := sess.Claims()[c.in.Topic]
+	g.endGeneration() // a lost generation may not have been told
+	claimed := offsets[c.in.Topic]
 	c.mu.Lock()
-	c.parts = map[int32]*PartitionProgress{} // only what this session owns
+	c.parts = map[int32]*PartitionProgress{} // only what this generation owns
 	c.mu.Unlock()
 	positions := make(map[int32]int64, len(claimed))
-	for _, p := range claimed {
+	parts := make(map[int32]*claim, len(claimed))
+	for p := range claimed {
 		pos, ok := stored[p]
 		if ok {
-			// Move the group's position to MySQL's, whichever way it lies.
-			sess.MarkOffset(c.in.Topic, p, pos, "")
-			sess.ResetOffset(c.in.Topic, p, pos, "")
+			claimed[p] = kgo.NewOffset().At(pos).WithEpoch(-1)
 		} else {
-			pos = -1
+			pos = -1 // the group's committed offset, or start_from
 		}
 		positions[p] = pos
 		c.setPosition(p, pos, -1)
-	}
-	h.lanes = newLanes(c.in.BatchSize, time.Duration(c.in.FlushMillis)*time.Millisecond, c.in.Writers, positions)
-	if h.group != nil {
-		// The group keeps partitions paused across sessions; the new
-		// lanes start empty.
-		h.group.ResumeAll()
-		topic := c.in.Topic
-		h.lanes.pause = func(p int32, paused bool) {
-			if paused {
-				h.group.Pause(map[string][]int32{topic: {p}})
-			} else {
-				h.group.Resume(map[string][]int32{topic: {p}})
-			}
+		ps := &claim{hw: -1, until: -1}
+		if c.in.UntilOffsets != nil {
+			// A bounded replay consumes a listed partition below its
+			// until offset and nothing of an unlisted one.
+			ps.until = c.in.UntilOffsets[p]
 		}
-		// A fetch of Fetch.Default (128 KiB) holds ~4,900 of the
-		// benchmark's events (27 bytes each with lz4).
-		h.lanes.slack = 8192
+		parts[p] = ps
 	}
+	// Partitions paused by the last generation's lanes: the new lanes
+	// start empty.
+	if paused := g.cl.PauseFetchPartitions(nil); len(paused) > 0 {
+		g.cl.ResumeFetchPartitions(paused)
+	}
+	gctx, cancel := context.WithCancel(g.ctx)
+	gen := &generation{cancel: cancel, parts: parts}
+	gen.lanes = newLanes(c.in.BatchSize, time.Duration(c.in.FlushMillis)*time.Millisecond, c.in.Writers, positions)
+	topic := c.in.Topic
+	gen.lanes.pause = func(p int32, paused bool) {
+		if paused {
+			g.cl.PauseFetchPartitions(map[string][]int32{topic: {p}})
+		} else {
+			g.cl.ResumeFetchPartitions(map[string][]int32{topic: {p}})
+		}
+	}
+	gen.lanes.slack = 2 * pollMax
 	for range c.in.Writers {
-		w := &partWriter{c: c, sess: sess, cancel: h.cancel, lanes: h.lanes}
-		h.wg.Add(1)
+		w := &partWriter{c: c, mark: g.mark, cancel: g.cancel, lanes: gen.lanes}
+		gen.wg.Add(1)
 		go func() {
-			defer h.wg.Done()
-			w.run(ctx)
+			defer gen.wg.Done()
+			w.run(gctx)
 		}()
 	}
-	c.log.Info("consumer session started", "partitions", claimed, "stored_offsets", stored)
-	return nil
+	g.mu.Lock()
+	g.gen = gen
+	g.mu.Unlock()
+	c.log.Info("consumer session started", "partitions", slices.Sorted(maps.Keys(claimed)), "stored_offsets", stored)
+	return offsets, nil
 }
 
-func (h *handler) Cleanup(sarama.ConsumerGroupSession) error {
-	// sarama calls Cleanup after a failed Setup too (the session was
-	// revoked while Setup read the stored offsets): no lanes, no writers.
-	if h.lanes == nil {
-		return nil
+// revoked ends the generation (the writers finish or abandon the batch
+// in flight) and commits to the group what they committed to MySQL.
+func (g *groupRun) revoked(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+	g.endGeneration()
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := cl.CommitMarkedOffsets(cctx); err != nil {
+		g.c.log.Debug("committing offsets to the consumer group", "err", err)
 	}
-	// Queued messages that were not written are re-read from the stored
-	// offsets by the next session.
-	h.lanes.close()
-	h.wg.Wait()
-	h.lanes = nil
-	return nil
 }
 
-func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	c := h.c
-	ctx := sess.Context()
-	var hw int64 = -1
-	// A bounded replay consumes a listed partition below its until offset
-	// and nothing of an unlisted one.
-	until, bounded := int64(-1), c.in.UntilOffsets != nil
-	if bounded {
-		until = c.in.UntilOffsets[claim.Partition()]
+// lost ends the generation: the group dropped this member (its session
+// timed out, say), so its commits would be refused.
+func (g *groupRun) lost(context.Context, *kgo.Client, map[string][]int32) {
+	g.endGeneration()
+}
+
+// endGeneration stops the current generation's lanes and writers and
+// waits for them.
+func (g *groupRun) endGeneration() {
+	g.mu.Lock()
+	gen := g.gen
+	g.gen = nil
+	g.mu.Unlock()
+	if gen == nil {
+		return
 	}
-	marked := false
+	gen.cancel()
+	gen.lanes.close()
+	gen.wg.Wait()
+}
+
+// mark records a committed batch's end as the group's next offset.
+func (g *groupRun) mark(p int32, next int64) {
+	g.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{g.c.in.Topic: {p: {Epoch: -1, Offset: next}}})
+}
+
+// close leaves the group (within a few seconds even while Kafka is down)
+// and closes the client.
+func (g *groupRun) close() {
+	g.cl.AllowRebalance()
+	lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if err := g.cl.LeaveGroupContext(lctx); err != nil {
+		g.c.log.Debug("leaving the consumer group", "err", err)
+	}
+	cancel()
+	g.cl.Close()
+	g.endGeneration()
+}
+
+// poll reads the assigned partitions and pushes their decoded messages to
+// the generation's lanes until g.ctx ends. A push blocks while the lanes
+// are full: the loop stops polling, and the client stops fetching once
+// its one buffered fetch is full: backpressure. The loop lets rebalances
+// run as soon as it knows which generation a poll's records belong to, so
+// a push blocked on full lanes (MySQL down) never holds one up: the
+// revocation ends the generation, its lanes close, and the records left
+// are read again from kafka_offsets by the next generation.
+func (g *groupRun) poll() {
+	c := g.c
+	var lastErr time.Time
+	for {
+		fs := g.cl.PollRecords(g.ctx, pollMax)
+		g.mu.Lock()
+		gen := g.gen
+		g.mu.Unlock()
+		g.cl.AllowRebalance()
+		if g.ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if topic == "" { // not a partition's: the group's, say
+				err = fmt.Errorf("consuming %s: %w", c.in.Topic, err)
+			} else {
+				err = fmt.Errorf("fetching %s/%d: %w", topic, p, err)
+			}
+			c.setError(err)
+			if time.Since(lastErr) > 5*time.Second {
+				lastErr = time.Now()
+				c.log.Warn("kafka client failed; it retries", "err", err)
+			}
+		})
+		if gen != nil {
+			g.push(gen, fs)
+		}
+	}
+}
+
+// push decodes the records of fs and queues them on gen's lanes. It stops
+// early when the lanes close.
+func (g *groupRun) push(gen *generation, fs kgo.Fetches) {
+	c := g.c
 	// The clock for the decoder's "not too far in the future" check (24 h
-	// of slack) is read once per 256 messages.
-	var now time.Time
-	msgs := claim.Messages()
-	for n := 0; ; n++ {
-		if n%256 == 0 {
-			if ctx.Err() != nil {
-				return nil
+	// of slack), once per poll.
+	now := time.Now()
+	for i := range fs {
+		for _, t := range fs[i].Topics {
+			for j := range t.Partitions {
+				fp := &t.Partitions[j]
+				if len(fp.Records) == 0 {
+					continue
+				}
+				ps := gen.parts[fp.Partition]
+				if ps == nil {
+					continue // not gen's (cannot happen: gen was current at the poll)
+				}
+				if fp.HighWatermark != ps.hw {
+					ps.hw = fp.HighWatermark
+					c.setHighWater(fp.Partition, ps.hw)
+				}
+				if !g.pushPartition(gen, ps, fp, now) {
+					return
+				}
 			}
-			now = time.Now()
 		}
-		// A backlog is read without a two-way select per message (a tenth
-		// of the loop's CPU went to selectgo); ctx is checked every 256
-		// messages then, and whenever the claim has nothing to give.
-		var msg *sarama.ConsumerMessage
-		var ok bool
-		select {
-		case msg, ok = <-msgs:
-		default:
-			select {
-			case <-ctx.Done():
-				return nil
-			case msg, ok = <-msgs:
-			}
-			// The claim was empty, maybe for hours: the clock read 256
-			// messages ago would misjudge "too far in the future".
-			now = time.Now()
-		}
-		if !ok {
-			return nil
-		}
-		if bounded && msg.Offset >= until {
-			if hwm := claim.HighWaterMarkOffset(); hwm != hw {
-				hw = hwm
-				c.setHighWater(claim.Partition(), hwm)
-			}
-			if marked || until == 0 {
+	}
+}
+
+// pushPartition queues one partition's records of a poll. It reports
+// false when the lanes closed.
+func (g *groupRun) pushPartition(gen *generation, ps *claim, fp *kgo.FetchPartition, now time.Time) bool {
+	end := ps.hw
+	if ps.until >= 0 {
+		end = ps.until
+	}
+	for _, r := range fp.Records {
+		if ps.until >= 0 && r.Offset >= ps.until {
+			if ps.marked || ps.until == 0 {
 				continue
 			}
-			marked = true
-			if !h.lanes.push(ctx, decoded{row: store.EventRow{Partition: msg.Partition, Offset: msg.Offset}, skipTo: until}, until) {
-				return nil
+			ps.marked = true
+			if !gen.lanes.push(g.ctx, decoded{row: store.EventRow{Partition: r.Partition, Offset: r.Offset}, skipTo: ps.until}, ps.until) {
+				return false
 			}
 			continue
 		}
-		d := decoded{row: store.EventRow{Partition: msg.Partition, Offset: msg.Offset}}
+		d := decoded{row: store.EventRow{Partition: r.Partition, Offset: r.Offset}}
 		var err error
-		// sarama gives each fetch fresh buffers and never writes them
-		// again: the event may share the record's bytes.
-		if d.row.Event, err = schemas.DecodeEventShared(msg.Value, now); err != nil {
-			d.bad = &badMessage{err: err, raw: msg.Value}
+		// The client decodes each fetch into fresh buffers and never
+		// writes them again: the event may share the record's bytes.
+		if d.row.Event, err = schemas.DecodeEventShared(r.Value, now); err != nil {
+			d.bad = &badMessage{err: err, raw: r.Value}
 		}
-		if len(msg.Headers) > 0 {
-			if sc := trace.SpanContextFromContext(kafka.ExtractContext(context.Background(), msg.Headers)); sc.IsValid() {
+		if len(r.Headers) > 0 {
+			if sc := trace.SpanContextFromContext(kafka.ExtractContext(context.Background(), r.Headers)); sc.IsValid() {
 				d.parent = &sc
 			}
 		}
-		if hwm := claim.HighWaterMarkOffset(); hwm != hw {
-			hw = hwm
-			c.setHighWater(claim.Partition(), hwm)
-		}
-		end := hw
-		if bounded {
-			end = until
-		}
-		if !h.lanes.push(ctx, d, end) { // blocks while the lanes are full: backpressure
-			return nil
+		if !gen.lanes.push(g.ctx, d, end) { // blocks while the lanes are full: backpressure
+			return false
 		}
 	}
+	return true
 }
 
 // refreshHighWater polls the end offset of the partitions this consumer
@@ -598,11 +701,11 @@ func loadOffsetsRetrying(ctx context.Context, c *consumer) (map[int32]int64, err
 	}
 }
 
-// partWriter takes partition-disjoint batches from the session's lanes
+// partWriter takes partition-disjoint batches from a generation's lanes
 // and commits each in one MySQL transaction.
 type partWriter struct {
 	c      *consumer
-	sess   sarama.ConsumerGroupSession
+	mark   func(part int32, next int64) // tells the consumer group
 	cancel context.CancelCauseFunc
 	lanes  *lanes
 	rows   []*store.EventRow // reused across batches
@@ -620,12 +723,12 @@ func (w *partWriter) run(ctx context.Context) {
 			w.c.mu.Unlock()
 		}
 		if !ok {
-			return // session over: unwritten messages are re-read from stored offsets
+			return // generation over: unwritten messages are re-read from stored offsets
 		}
 		ok = w.flush(ctx, segs, hs)
 		w.lanes.done(hs, segs)
 		if !ok {
-			return // fenced or stopping: the session is being torn down
+			return // fenced or stopping: the generation is being torn down
 		}
 	}
 }
@@ -679,7 +782,7 @@ func (w *partWriter) flush(ctx context.Context, segs []seg, hs []held) bool {
 						hs[i].Pos = o.To
 					}
 				}
-				w.sess.MarkOffset(c.in.Topic, o.Partition, o.To, "")
+				w.mark(o.Partition, o.To)
 			}
 			c.recordBatch(ctx, b, res, lat)
 			span.SetAttributes(attribute.Int("sluice.inserted", res.Inserted), attribute.Int("sluice.duplicates", res.Duplicates), attribute.Int("sluice.dead_letters", res.DeadLetters))
@@ -815,4 +918,27 @@ func (c *consumer) snapshot() ConsumeProgress {
 	out.EventsPerSec = c.prog.EventsPerSec
 	out.UpdatedAt = now.UTC()
 	return out
+}
+
+// kgoLogger passes the consumer client's log to the activity's logger:
+// warnings and errors, and at debug level its group joins, rebalances and
+// connections.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		l.log.Error("kafka client: "+msg, keyvals...)
+	case kgo.LogLevelWarn:
+		l.log.Warn("kafka client: "+msg, keyvals...)
+	default:
+		l.log.Debug("kafka client: "+msg, keyvals...)
+	}
 }

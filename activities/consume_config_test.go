@@ -1,46 +1,82 @@
 package activities
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedata/sluice/internal/kafka"
 )
 
-// TestConsumerJoinFitsReadTimeout: a JoinGroup the broker holds for the
-// whole rebalance timeout must still be answered before the client's read
-// deadline, or joins time out forever.
-func TestConsumerJoinFitsReadTimeout(t *testing.T) {
-	c := &consumer{a: &Activities{kafka: kafka.Config{Brokers: []string{"127.0.0.1:9092"}}}}
-	sc, err := c.saramaConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sc.Consumer.Group.Rebalance.Timeout >= sc.Net.ReadTimeout {
-		t.Fatalf("rebalance timeout %s >= read timeout %s", sc.Consumer.Group.Rebalance.Timeout, sc.Net.ReadTimeout)
-	}
-	if err := sc.Validate(); err != nil {
-		t.Fatalf("sarama config: %v", err)
+// TestConsumerClientOptions: the consumer's franz-go options make a valid
+// client (kgo.NewClient checks them), for either start_from.
+func TestConsumerClientOptions(t *testing.T) {
+	for _, from := range []string{"oldest", "newest"} {
+		in := ConsumeInput{Pipeline: "p", Topic: "t", StartFrom: from}.WithDefaults()
+		c := &consumer{a: &Activities{kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}}, in: in, log: slog.New(slog.DiscardHandler)}
+		opts, err := c.clientOpts(&groupRun{c: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatalf("start_from %s: %v", from, err)
+		}
+		cl.Close()
 	}
 }
 
-// TestCleanupAfterFailedSetup: sarama calls Cleanup when Setup failed (a
-// rebalance revoked the session while it read kafka_offsets), before any
-// lanes exist; that must not panic the activity, nor may a later Cleanup
-// wait on an earlier session's lanes.
-func TestCleanupAfterFailedSetup(t *testing.T) {
-	h := &handler{c: &consumer{}}
-	if err := h.Cleanup(nil); err != nil {
-		t.Fatalf("Cleanup without lanes: %v", err)
+// TestGenerationEndsOnce: the group may revoke or lose with no generation
+// (a rebalance during the offsets load), and end one twice;
+// none of that may panic or wait on an earlier generation's writers.
+func TestGenerationEndsOnce(t *testing.T) {
+	g := &groupRun{c: &consumer{log: slog.New(slog.DiscardHandler)}, ctx: context.Background()}
+	g.lost(context.Background(), nil, nil)
+	g.endGeneration()
+
+	gctx, cancel := context.WithCancel(context.Background())
+	gen := &generation{cancel: cancel, lanes: newLanes(10, time.Second, 1, map[int32]int64{0: -1})}
+	gen.wg.Add(1)
+	go func() {
+		defer gen.wg.Done()
+		<-gctx.Done() // a writer, until the generation ends
+	}()
+	g.gen = gen
+	done := make(chan struct{})
+	go func() {
+		g.lost(context.Background(), nil, nil)
+		g.endGeneration()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ending the generation did not stop its writer")
 	}
-	h.lanes = newLanes(10, time.Second, 1, map[int32]int64{0: -1})
-	if err := h.Cleanup(nil); err != nil {
-		t.Fatalf("Cleanup: %v", err)
-	}
-	if h.lanes != nil {
-		t.Fatal("Cleanup left the session's lanes on the handler")
-	}
-	if err := h.Cleanup(nil); err != nil {
-		t.Fatalf("second Cleanup: %v", err)
+	if g.gen != nil {
+		t.Fatal("the ended generation is still current")
 	}
 }
+
+// TestRevokeReleasesBlockedPush: the poll loop lets rebalances run while it
+// pushes, so a push blocked on full lanes (MySQL down) returns once the
+// revocation ends its generation.
+func TestRevokeReleasesBlockedPush(t *testing.T) {
+	l := newLanes(1, time.Hour, 1, map[int32]int64{0: -1})
+	if !l.push(context.Background(), decoded{}, 10) {
+		t.Fatal("first push refused")
+	}
+	_, cancel := context.WithCancel(context.Background())
+	g := &groupRun{c: &consumer{}, gen: &generation{cancel: cancel, lanes: l}}
+	pushed := pushBlocked(t, l, decoded{}, 10, "push into full lanes returned at once")
+	g.lost(context.Background(), nil, nil)
+	select {
+	case <-pushed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("push still blocked after the generation was revoked")
+	}
+}
+

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// lanes hands the messages of a consumer session's partitions to its
+// lanes hands the messages of a consumer generation's partitions to its
 // writers. Each partition is a lane: a queue of decoded messages plus the
 // partition's committed position. A free writer takes a batch from lanes no
 // other writer holds, so batches are partition-disjoint and each
@@ -17,13 +17,13 @@ import (
 // next to a partition with a backlog (a fixed partition-to-writer mapping
 // left one writer with the tail of the skewed partitions).
 //
-// Memory is bounded: all lanes together hold at most totalCap messages; a
-// producer (ConsumeClaim) blocks beyond that, which stops sarama from
-// fetching: backpressure. A lane at its limit pauses its partition's
-// fetches (or, without pause, blocks its producer).
+// Memory is bounded: all lanes together hold at most totalCap messages; the
+// producer (the consumer's poll loop) blocks beyond that, which stops the
+// Kafka client from fetching: backpressure. A lane at its limit pauses its
+// partition's fetches (or, without pause, blocks its producer).
 //
 // The limits share totalCap between the lanes by how far each partition
-// is behind its end (see rebalance). Equal limits let sarama fetch every
+// is behind its end (see rebalance). Equal limits let the client fetch every
 // partition at the same pace, so with skewed partitions (by key) the
 // biggest backlog was worked off last, by one writer while the others
 // idled: with 6 partitions of 97,000-187,000 events, the smallest was done
@@ -52,10 +52,9 @@ type lanes struct {
 	order  []*lane  // rebalance's scratch: the lanes by backlog
 	// pause, when set, stops (true) or resumes (false) fetching a
 	// partition: a lane at its limit is paused rather than blocked, and a
-	// producer blocks only slack messages past the limit (what the fetch
-	// in flight still delivers). A blocked producer stalls every
-	// partition of its broker: sarama waits up to 2 x MaxProcessingTime
-	// for each fetch's messages to be taken before it fetches again.
+	// producer blocks only slack messages past the limit (what the poll
+	// in hand still holds). One poll loop serves every partition, so a
+	// producer blocked on one lane would stall them all.
 	pause func(part int32, paused bool)
 	slack int
 	// starved is how long writers waited in take while some partition's

@@ -1,7 +1,7 @@
 // Package kafka holds Sluice's Kafka clients: a durable, idempotent
 // publisher, topic provisioning, offset inspection and W3C trace context
-// propagation through record headers. The publisher produces with franz-go;
-// everything else speaks sarama.
+// propagation through record headers. The publisher and the pipeline's
+// consumer (activities) use franz-go; admin and offset lookups speak sarama.
 package kafka
 
 import (
@@ -144,10 +144,11 @@ func (c Config) Sarama() (*sarama.Config, error) {
 	return sc, nil
 }
 
-// franz validates c and returns the base options of a franz-go client with
+// Franz validates c and returns the base options of a franz-go client with
 // the same settings as Sarama: brokers, client ID, the protocol version as
 // the highest one spoken, and bounded dial, request and metadata times.
-func (c Config) franz() ([]kgo.Opt, error) {
+// Callers add producer or consumer options.
+func (c Config) Franz() ([]kgo.Opt, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 )
@@ -51,14 +52,14 @@ func (c ProducerHeaderCarrier) Keys() []string {
 
 // ConsumerHeaderCarrier adapts the headers of a consumed record to
 // propagation.TextMapCarrier.
-type ConsumerHeaderCarrier []*sarama.RecordHeader
+type ConsumerHeaderCarrier []kgo.RecordHeader
 
 var _ propagation.TextMapCarrier = (*ConsumerHeaderCarrier)(nil)
 
 // Get returns the value of the first header named key, or "".
 func (c *ConsumerHeaderCarrier) Get(key string) string {
 	for _, h := range *c {
-		if h != nil && string(h.Key) == key {
+		if h.Key == key {
 			return string(h.Value)
 		}
 	}
@@ -67,22 +68,20 @@ func (c *ConsumerHeaderCarrier) Get(key string) string {
 
 // Set stores value under key, replacing any header already named key.
 func (c *ConsumerHeaderCarrier) Set(key, value string) {
-	for _, h := range *c {
-		if h != nil && string(h.Key) == key {
-			h.Value = []byte(value)
+	for i := range *c {
+		if (*c)[i].Key == key {
+			(*c)[i].Value = []byte(value)
 			return
 		}
 	}
-	*c = append(*c, &sarama.RecordHeader{Key: []byte(key), Value: []byte(value)})
+	*c = append(*c, kgo.RecordHeader{Key: key, Value: []byte(value)})
 }
 
 // Keys lists the header names.
 func (c *ConsumerHeaderCarrier) Keys() []string {
-	keys := make([]string, 0, len(*c))
-	for _, h := range *c {
-		if h != nil {
-			keys = append(keys, string(h.Key))
-		}
+	keys := make([]string, len(*c))
+	for i, h := range *c {
+		keys[i] = h.Key
 	}
 	return keys
 }
@@ -98,7 +97,7 @@ func InjectHeaders(ctx context.Context, h []sarama.RecordHeader) []sarama.Record
 
 // ExtractContext returns ctx extended with the trace context found in the
 // headers of a consumed record, using the global propagator.
-func ExtractContext(ctx context.Context, h []*sarama.RecordHeader) context.Context {
+func ExtractContext(ctx context.Context, h []kgo.RecordHeader) context.Context {
 	c := ConsumerHeaderCarrier(h)
 	return otel.GetTextMapPropagator().Extract(ctx, &c)
 }

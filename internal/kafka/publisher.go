@@ -46,7 +46,7 @@ type Message struct {
 // way to the broker and two more for its acknowledgement, which cost the
 // collector 4.4 us per event against 1.3 us with franz-go (both including
 // the in-process broker's share; 560,000 events of 180 bytes, 16 requests
-// of 1,400 in flight). Consumers, admin and offsets stay on sarama.
+// of 1,400 in flight).
 type Publisher struct {
 	topic  string
 	client *kgo.Client
@@ -72,7 +72,7 @@ func NewPublisher(cfg Config, topic string) (*Publisher, error) {
 	if topic == "" {
 		return nil, errors.New("creating kafka publisher: empty topic")
 	}
-	opts, err := cfg.franz()
+	opts, err := cfg.Franz()
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka publisher: %w", err)
 	}
