@@ -281,6 +281,7 @@ func (c *consumer) clientOpts(g *groupRun) ([]kgo.Opt, error) {
 	if c.in.StartFrom == "newest" {
 		reset = kgo.NewOffset().AtEnd()
 	}
+	buffers := new(batchBuffers)
 	return append(opts,
 		kgo.ConsumerGroup(c.in.Group),
 		kgo.ConsumeTopics(c.in.Topic),
@@ -303,6 +304,8 @@ func (c *consumer) clientOpts(g *groupRun) ([]kgo.Opt, error) {
 		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.FetchMaxBytes(fetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(fetchMaxPartBytes),
+		kgo.WithPools(buffers),
+		kgo.WithHooks(buffers),
 		// The group's committed offsets are informational (kafka_offsets
 		// is the truth): what the writers committed to MySQL is marked
 		// and committed to the group every second.

@@ -80,3 +80,39 @@ func TestRevokeReleasesBlockedPush(t *testing.T) {
 	}
 }
 
+// TestBatchBuffersLearnTheRatio: decompression buffers fit the batches seen
+// (a batch that grew 6.7 times gets room for 6.7 times and the slack), grow
+// at once for a batch that grew more, and shrink only slowly.
+func TestBatchBuffersLearnTheRatio(t *testing.T) {
+	var b batchBuffers
+	compressed := make([]byte, 1000)
+	if c := cap(b.GetDecompressBytes(compressed, kgo.CodecLz4)); c < 8000 {
+		t.Fatalf("first buffer holds %d bytes, want the 8x guess", c)
+	}
+	read := func(unc, comp int) {
+		b.OnFetchBatchRead(kgo.BrokerMetadata{}, "t", 0, kgo.FetchBatchMetrics{UncompressedBytes: unc, CompressedBytes: comp})
+	}
+	read(6700, 1000)
+	buf := b.GetDecompressBytes(compressed, kgo.CodecLz4)
+	if len(buf) != 0 || cap(buf) < 6700+decompressSlack || cap(buf) > 8000+decompressSlack {
+		t.Fatalf("after a 6.7x batch: len %d cap %d, want 0 and 7,212-8,512", len(buf), cap(buf))
+	}
+	read(10000, 1000)
+	if c := cap(b.GetDecompressBytes(compressed, kgo.CodecLz4)); c < 10000+decompressSlack {
+		t.Fatalf("after a 10x batch: cap %d, want at least 10,512", c)
+	}
+	read(2000, 1000)
+	if c := cap(b.GetDecompressBytes(compressed, kgo.CodecLz4)); c < 9000 {
+		t.Fatalf("one 2x batch shrank the buffers to %d at once", c)
+	}
+	for range 200 {
+		read(2000, 1000)
+	}
+	if c := cap(b.GetDecompressBytes(compressed, kgo.CodecLz4)); c > 3000+decompressSlack {
+		t.Fatalf("after many 2x batches: cap %d, want at most 3,512", c)
+	}
+	read(1000, 1000) // uncompressed: no change
+	if c := cap(b.GetDecompressBytes(compressed, kgo.CodecLz4)); c < 2000+decompressSlack {
+		t.Fatalf("an uncompressed batch moved the ratio: cap %d", c)
+	}
+}
