@@ -354,7 +354,7 @@ func (c *consumer) run(ctx context.Context) error {
 		c.log.Warn("no client for end offsets; lag comes from fetches only", "err", err)
 	}
 	for ctx.Err() == nil {
-		g := &groupRun{c: c, clReady: make(chan struct{})}
+		g := &groupRun{c: c, clReady: make(chan struct{}), grace: revokeGrace}
 		opts, err := c.clientOpts(g)
 		if err != nil {
 			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
@@ -412,6 +412,8 @@ type groupRun struct {
 	clReady chan struct{} // closed once cl, ctx and cancel are set
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
+
+	grace time.Duration // revokeGrace, shorter in tests
 
 	mu  sync.Mutex
 	gen *generation
@@ -522,8 +524,17 @@ func (g *groupRun) lost(context.Context, *kgo.Client, map[string][]int32) {
 	g.endGeneration()
 }
 
-// endGeneration stops the current generation's lanes and writers and
-// waits for them.
+// revokeGrace is how long a revoked generation's writers may go on with
+// the batch they are writing (a 50,000-event batch takes a few hundred
+// milliseconds) before it is abandoned. It is well within the rebalance
+// timeout.
+const revokeGrace = 3 * time.Second
+
+// endGeneration stops the current generation: its lanes close, so no
+// writer starts another batch and a blocked push returns; a batch being
+// written may still commit (the work is not thrown away, and the offset
+// fence keeps it exact) for up to g.grace, then it is cancelled. It
+// returns once the writers are gone.
 func (g *groupRun) endGeneration() {
 	g.mu.Lock()
 	gen := g.gen
@@ -532,9 +543,21 @@ func (g *groupRun) endGeneration() {
 	if gen == nil {
 		return
 	}
-	gen.cancel()
 	gen.lanes.close()
-	gen.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		gen.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(g.grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		g.c.log.Warn("abandoning the batches still being written by a revoked consumer generation", "after", g.grace)
+	}
+	gen.cancel()
+	<-done
 }
 
 // mark records a committed batch's end as the group's next offset.
@@ -801,6 +824,9 @@ func (w *partWriter) flush(ctx context.Context, segs []seg, hs []held) bool {
 			span.RecordError(err)
 			w.cancel(errFenced)
 			return false
+		}
+		if w.lanes.isClosed() {
+			return false // generation over: the next one reads the batch again
 		}
 		c.setError(err)
 		c.log.Warn("writing batch failed; retrying (not fetching more meanwhile)", "err", err, "backoff", backoff)

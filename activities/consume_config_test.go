@@ -29,36 +29,67 @@ func TestConsumerClientOptions(t *testing.T) {
 	}
 }
 
-// TestGenerationEndsOnce: the group may revoke or lose with no generation
-// (a rebalance during the offsets load), and end one twice;
-// none of that may panic or wait on an earlier generation's writers.
-func TestGenerationEndsOnce(t *testing.T) {
-	g := &groupRun{c: &consumer{log: slog.New(slog.DiscardHandler)}, ctx: context.Background()}
+// TestGenerationEnds: the group may revoke or lose with no generation (a
+// rebalance during the offsets load), and end one twice. Ending one lets a
+// writer finish the batch it is writing (its context stays live while it
+// takes no new batch), and cancels a writer still busy after the grace.
+func TestGenerationEnds(t *testing.T) {
+	g := &groupRun{c: &consumer{log: slog.New(slog.DiscardHandler)}, ctx: context.Background(), grace: time.Minute}
 	g.lost(context.Background(), nil, nil)
 	g.endGeneration()
 
-	gctx, cancel := context.WithCancel(context.Background())
-	gen := &generation{cancel: cancel, lanes: newLanes(10, time.Second, 1, map[int32]int64{0: -1})}
+	start := func() (*generation, context.Context) {
+		gctx, cancel := context.WithCancel(context.Background())
+		gen := &generation{cancel: cancel, lanes: newLanes(10, time.Second, 1, map[int32]int64{0: -1})}
+		g.gen = gen
+		return gen, gctx
+	}
+	ended := func(what string, within time.Duration) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() {
+			g.lost(context.Background(), nil, nil)
+			g.endGeneration()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(within):
+			t.Fatalf("%s: the generation did not end within %s", what, within)
+		}
+		if g.gen != nil {
+			t.Fatalf("%s: the ended generation is still current", what)
+		}
+	}
+
+	// A writer between batches: it sees the lanes close and leaves with
+	// its context live.
+	gen, gctx := start()
+	liveAtExit := make(chan bool, 1)
 	gen.wg.Add(1)
 	go func() {
 		defer gen.wg.Done()
-		<-gctx.Done() // a writer, until the generation ends
+		for {
+			if _, _, ok := gen.lanes.take(gctx, nil); !ok {
+				liveAtExit <- gctx.Err() == nil
+				return
+			}
+		}
 	}()
-	g.gen = gen
-	done := make(chan struct{})
+	ended("idle writer", 5*time.Second)
+	if !<-liveAtExit {
+		t.Fatal("the writer's context was cancelled before it left: a batch in flight would have been thrown away")
+	}
+
+	// A writer stuck in a batch (MySQL hanging): cancelled after the grace.
+	g.grace = 100 * time.Millisecond
+	gen, gctx = start()
+	gen.wg.Add(1)
 	go func() {
-		g.lost(context.Background(), nil, nil)
-		g.endGeneration()
-		close(done)
+		defer gen.wg.Done()
+		<-gctx.Done()
 	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("ending the generation did not stop its writer")
-	}
-	if g.gen != nil {
-		t.Fatal("the ended generation is still current")
-	}
+	ended("stuck writer", 5*time.Second)
 }
 
 // TestRevokeReleasesBlockedPush: the poll loop lets rebalances run while it
@@ -70,7 +101,7 @@ func TestRevokeReleasesBlockedPush(t *testing.T) {
 		t.Fatal("first push refused")
 	}
 	_, cancel := context.WithCancel(context.Background())
-	g := &groupRun{c: &consumer{}, gen: &generation{cancel: cancel, lanes: l}}
+	g := &groupRun{c: &consumer{log: slog.New(slog.DiscardHandler)}, gen: &generation{cancel: cancel, lanes: l}, grace: time.Minute}
 	pushed := pushBlocked(t, l, decoded{}, 10, "push into full lanes returned at once")
 	g.lost(context.Background(), nil, nil)
 	select {

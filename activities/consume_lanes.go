@@ -440,6 +440,13 @@ func (l *lanes) done(hs []held, segs []seg) {
 	l.wakeProducers()
 }
 
+// isClosed reports whether close was called.
+func (l *lanes) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
 // close wakes everyone; push and take report false from then on.
 func (l *lanes) close() {
 	l.mu.Lock()
