@@ -356,10 +356,10 @@ func (c *consumer) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		g := &groupRun{c: c, clReady: make(chan struct{}), grace: revokeGrace}
 		opts, err := c.clientOpts(g)
-		if err != nil {
-			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
+		var cl *kgo.Client
+		if err == nil {
+			cl, err = kgo.NewClient(opts...)
 		}
-		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			return temporal.NewNonRetryableApplicationError(err.Error(), "InvalidConfig", err)
 		}
@@ -428,11 +428,10 @@ type generation struct {
 	parts  map[int32]*claim // the poll loop's only
 }
 
-// claim is the poll loop's state of one assigned partition.
+// claim is the poll loop's state of one assigned partition: where a
+// bounded replay stops (-1: unbounded), and whether that end was handed
+// to the lanes.
 type claim struct {
-	hw int64 // end offset from the last fetch
-	// until is where a bounded replay stops (-1: unbounded); marked says
-	// the end was handed to the lanes.
 	until  int64
 	marked bool
 }
@@ -467,7 +466,7 @@ func (g *groupRun) assigned(ctx context.Context, offsets map[string]map[int32]kg
 		}
 		positions[p] = pos
 		c.setPosition(p, pos, -1)
-		ps := &claim{hw: -1, until: -1}
+		ps := &claim{until: -1}
 		if c.in.UntilOffsets != nil {
 			// A bounded replay consumes a listed partition below its
 			// until offset and nothing of an unlisted one.
@@ -619,37 +618,24 @@ func (g *groupRun) poll() {
 // push decodes the records of fs and queues them on gen's lanes. It stops
 // early when the lanes close.
 func (g *groupRun) push(gen *generation, fs kgo.Fetches) {
-	c := g.c
 	// The clock for the decoder's "not too far in the future" check (24 h
 	// of slack), once per poll.
 	now := time.Now()
-	for i := range fs {
-		for _, t := range fs[i].Topics {
-			for j := range t.Partitions {
-				fp := &t.Partitions[j]
-				if len(fp.Records) == 0 {
-					continue
-				}
-				ps := gen.parts[fp.Partition]
-				if ps == nil {
-					continue // not gen's (cannot happen: gen was current at the poll)
-				}
-				if fp.HighWatermark != ps.hw {
-					ps.hw = fp.HighWatermark
-					c.setHighWater(fp.Partition, ps.hw)
-				}
-				if !g.pushPartition(gen, ps, fp, now) {
-					return
-				}
-			}
+	open := true
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		ps := gen.parts[fp.Partition]
+		if !open || len(fp.Records) == 0 || ps == nil { // nil: not gen's (cannot be: gen was current at the poll)
+			return
 		}
-	}
+		g.c.setHighWater(fp.Partition, fp.HighWatermark)
+		open = g.pushPartition(gen, ps, &fp.FetchPartition, now)
+	})
 }
 
 // pushPartition queues one partition's records of a poll. It reports
 // false when the lanes closed.
 func (g *groupRun) pushPartition(gen *generation, ps *claim, fp *kgo.FetchPartition, now time.Time) bool {
-	end := ps.hw
+	end := fp.HighWatermark
 	if ps.until >= 0 {
 		end = ps.until
 	}
